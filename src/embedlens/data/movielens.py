@@ -1,0 +1,219 @@
+"""Parsers for every MovieLens file layout, all producing the :class:`Dataset` schema."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import polars as pl
+
+from embedlens.data.dataset import ITEM, RATING, TIMESTAMP, USER, Dataset
+from embedlens.data.download import locate
+from embedlens.data.registry import Variant, get_variant
+from embedlens.errors import DataError
+
+# Column order of the 19 genre flags in ml-100k's u.item (from u.genre).
+GENRES_100K = (
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
+# Genre labels that mean "none": they become an empty genre list.
+_NO_GENRE = ("unknown", "(no genres listed)")
+_YEAR_IN_TITLE = r"\((\d{4})[^()]*\)\s*$"
+
+
+class _Source:
+    """Files of one variant, in an extracted folder or still inside its zip."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._zip: zipfile.ZipFile | None = None
+        self._members: dict[str, str] = {}
+        if path.is_file():
+            try:
+                self._zip = zipfile.ZipFile(path)
+            except zipfile.BadZipFile as exc:
+                raise DataError(f"{path} is not a valid zip archive ({exc}).") from exc
+            for member in self._zip.namelist():
+                self._members.setdefault(member.rsplit("/", 1)[-1], member)
+
+    def has(self, name: str) -> bool:
+        if self._zip is not None:
+            return name in self._members
+        return (self.path / name).is_file()
+
+    def open(self, name: str) -> Path | io.BytesIO:
+        """A path (folders: polars reads it directly, memory-mapped) or an in-memory buffer."""
+        if not self.has(name):
+            raise DataError(f"{self.path} has no {name}; is it a complete MovieLens copy?")
+        if self._zip is not None:
+            return io.BytesIO(self._zip.read(self._members[name]))
+        return self.path / name
+
+    def text(self, name: str) -> str:
+        """A file's text; old variants are Latin-1, new ones UTF-8."""
+        src = self.open(name)
+        raw = src.read_bytes() if isinstance(src, Path) else src.getvalue()
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw.decode("latin-1")
+
+
+def load_movielens(name: str, data_dir: str | Path | None = None, download: bool = True) -> Dataset:
+    """Load a MovieLens variant by name (``"ml-100k"``, ``"ml-25m"``, ``"latest-small"`` …).
+
+    With ``data_dir`` the variant is read from ``<data_dir>/<variant>/`` or
+    ``<data_dir>/<variant>.zip``; without it, from the cache, downloading it once if needed.
+    """
+    variant = get_variant(name)
+    source = _Source(locate(variant, data_dir, download=download))
+    parse = {"100k": _parse_100k, "dat": _parse_dat, "csv": _parse_csv}[variant.layout]
+    dataset = parse(source, variant)
+    dataset.meta["source"] = str(source.path)
+    return dataset
+
+
+def _interactions(df: pl.DataFrame) -> pl.DataFrame:
+    return df.select(
+        pl.col(USER).cast(pl.Int32),
+        pl.col(ITEM).cast(pl.Int32),
+        pl.col(RATING).cast(pl.Float32),
+        pl.col(TIMESTAMP).cast(pl.Int64),
+    )
+
+
+def _items(df: pl.DataFrame, genres: pl.Expr) -> pl.DataFrame:
+    """item_id, title, year (from the title's trailing "(1995)"), genres list."""
+    return df.select(
+        pl.col(ITEM).cast(pl.Int32),
+        pl.col("title").str.strip_chars(),
+        pl.col("title").str.extract(_YEAR_IN_TITLE, 1).cast(pl.Int32, strict=False).alias("year"),
+        genres.list.filter(~pl.element().is_in(_NO_GENRE)).alias("genres"),
+    )
+
+
+def _tags(df: pl.DataFrame) -> pl.DataFrame:
+    return df.select(
+        pl.col(USER).cast(pl.Int32),
+        pl.col(ITEM).cast(pl.Int32),
+        pl.col("tag").cast(pl.Utf8),
+        pl.col(TIMESTAMP).cast(pl.Int64),
+    ).filter(pl.col("tag").is_not_null())
+
+
+def _split_lines(text: str, pattern: str, names: list[str]) -> pl.DataFrame:
+    """Split each non-empty line with a regex whose groups are ``names``.
+
+    A regex rather than a plain split on ``::`` because a free-text field (a tag, a title) may
+    itself contain ``::``; greedy groups around it keep it whole.
+    """
+    lines = pl.Series("line", text.splitlines()).filter(pl.Series(text.splitlines()) != "")
+    parts = lines.str.extract_groups(pattern).struct.rename_fields(names).struct.unnest()
+    bad = parts.select(pl.col(names[0]).is_null().sum()).item()
+    if bad:
+        raise DataError(f"{bad} line(s) do not match the expected '::' layout ({pattern}).")
+    return parts
+
+
+_MOVIES_DAT = r"^(\d+)::(.*)::([^:]*)$"
+_TAGS_DAT = r"^(\d+)::(\d+)::(.*)::(\d+)$"
+_USERS_DAT = r"^(\d+)::([^:]*)::(\d+)::([^:]*)::(.*)$"
+
+
+def _parse_100k(src: _Source, variant: Variant) -> Dataset:
+    ratings = pl.read_csv(
+        src.open("u.data"),
+        separator="\t",
+        has_header=False,
+        new_columns=[USER, ITEM, RATING, TIMESTAMP],
+    )
+    flags = [f"g{i}" for i in range(len(GENRES_100K))]
+    raw = pl.read_csv(
+        io.BytesIO(src.text("u.item").encode()),
+        separator="|",
+        has_header=False,
+        quote_char=None,
+        new_columns=[ITEM, "title", "released", "video", "imdb", *flags],
+        schema_overrides={f: pl.Int8 for f in flags},
+    )
+    genres = pl.concat_list(
+        [pl.when(pl.col(f) == 1).then(pl.lit(g)) for f, g in zip(flags, GENRES_100K, strict=True)]
+    ).list.drop_nulls()
+    items = _items(raw, genres)
+    # Titles without "(year)" (e.g. item 267 "unknown") fall back to the release date's year.
+    released = raw["released"].str.extract(r"(\d{4})$", 1).cast(pl.Int32, strict=False)
+    items = items.with_columns(pl.col("year").fill_null(released))
+    users = pl.read_csv(
+        src.open("u.user"),
+        separator="|",
+        has_header=False,
+        new_columns=[USER, "age", "gender", "occupation", "zip"],
+        schema_overrides={"zip": pl.Utf8},
+    ).select(pl.col(USER).cast(pl.Int32), "gender", pl.col("age").cast(pl.Int32), "occupation")
+    return Dataset(variant.name, _interactions(ratings), items=items, users=users)
+
+
+def _parse_dat(src: _Source, variant: Variant) -> Dataset:
+    # Ratings are numbers only, so "::" can become a one-byte separator and polars' fast CSV
+    # reader does the rest (ml-10m has 10M rows).
+    raw = src.open("ratings.dat")
+    data = raw.read_bytes() if isinstance(raw, Path) else raw.getvalue()
+    ratings = pl.read_csv(
+        io.BytesIO(data.replace(b"::", b"\t")),
+        separator="\t",
+        has_header=False,
+        new_columns=[USER, ITEM, RATING, TIMESTAMP],
+    )
+    movies = _split_lines(src.text("movies.dat"), _MOVIES_DAT, [ITEM, "title", "genres"])
+    items = _items(movies, pl.col("genres").str.split("|"))
+    tags = None
+    if src.has("tags.dat"):
+        t = _split_lines(src.text("tags.dat"), _TAGS_DAT, [USER, ITEM, "tag", TIMESTAMP])
+        tags = _tags(t)
+    users = None
+    if src.has("users.dat"):
+        u = _split_lines(
+            src.text("users.dat"), _USERS_DAT, [USER, "gender", "age", "occupation", "z"]
+        )
+        users = u.select(
+            pl.col(USER).cast(pl.Int32), "gender", pl.col("age").cast(pl.Int32), "occupation"
+        )
+    return Dataset(variant.name, _interactions(ratings), items=items, tags=tags, users=users)
+
+
+def _parse_csv(src: _Source, variant: Variant) -> Dataset:
+    rename = {"userId": USER, "movieId": ITEM}
+    ratings = pl.read_csv(
+        src.open("ratings.csv"),
+        schema={"userId": pl.Int32, "movieId": pl.Int32, RATING: pl.Float32, TIMESTAMP: pl.Int64},
+    ).rename(rename, strict=False)
+    movies = pl.read_csv(src.open("movies.csv"), schema_overrides={"title": pl.Utf8})
+    movies = movies.rename(rename, strict=False)
+    items = _items(movies, pl.col("genres").str.split("|"))
+    tags = None
+    if src.has("tags.csv"):
+        t = pl.read_csv(
+            src.open("tags.csv"),
+            schema={"userId": pl.Int32, "movieId": pl.Int32, "tag": pl.Utf8, TIMESTAMP: pl.Int64},
+        ).rename(rename, strict=False)
+        tags = _tags(t)
+    return Dataset(variant.name, _interactions(ratings), items=items, tags=tags)

@@ -1,0 +1,22 @@
+"""Preparation: filters, splitters, named protocols and id encoding."""
+
+from embedlens.prep.encoding import IdMap, InteractionMatrix
+from embedlens.prep.filters import KCoreFilter, MinCountFilter, RatingFilter
+from embedlens.prep.protocols import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, Split, get_protocol
+from embedlens.prep.splitters import GlobalTimeSplitter, RandomSplitter, UserTimeSplitter
+
+__all__ = [
+    "DEFAULT_PROTOCOL",
+    "PROTOCOLS",
+    "GlobalTimeSplitter",
+    "IdMap",
+    "InteractionMatrix",
+    "KCoreFilter",
+    "MinCountFilter",
+    "Protocol",
+    "RandomSplitter",
+    "RatingFilter",
+    "Split",
+    "UserTimeSplitter",
+    "get_protocol",
+]
