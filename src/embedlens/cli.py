@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -71,6 +71,116 @@ def datasets_info(
             f"{value:.4g}" if isinstance(value, float) else str(value)
         )
         table.add_row(key, shown)
+    console.print(table)
+
+
+ProtocolOpt = Annotated[
+    str | None,
+    typer.Option("--protocol", help="global-time-0.2, random-0.2 or user-time-0.2."),
+]
+
+
+def _parse_params(items: list[str] | None) -> dict[str, Any]:
+    """``key=value`` pairs; values parsed as JSON when they can be (numbers, true, lists)."""
+    import json
+
+    params: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise EmbedlensError(f"--param expects key=value, got {item!r}.")
+        try:
+            params[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key.strip()] = value
+    return params
+
+
+def _metrics_table(report: dict[str, Any], title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("± 95% CI", justify="right")
+    for key, value in report.items():
+        if "@" in key and not key.endswith("_ci95"):
+            ci = report.get(f"{key}_ci95")
+            table.add_row(key, f"{value:.4f}", "" if ci is None else f"{ci:.4f}")
+    return table
+
+
+@app.command()
+def train(
+    method: Annotated[str, typer.Argument(help="Method or baseline: pop, ease, random, als …")],
+    dataset: Annotated[str, typer.Option("--dataset", help="Variant name or log path.")],
+    out: Annotated[Path, typer.Option("--out", help="Run directory to write.")],
+    protocol: ProtocolOpt = None,
+    data_dir: DataDirOpt = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="Model parameter key=value.")
+    ] = None,
+) -> None:
+    """Fit a method on a protocol's train split and save it as a run directory."""
+    from embedlens.prep.protocols import DEFAULT_PROTOCOL
+    from embedlens.runs import train_run
+
+    info, _ = train_run(
+        method, dataset, out, protocol or DEFAULT_PROTOCOL, data_dir, _parse_params(param)
+    )
+    console.print(
+        f"Trained [bold]{info.method}[/] on {info.dataset} ({info.protocol}) in "
+        f"{info.fit_seconds:.1f} s → {out}"
+    )
+
+
+@app.command()
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="Run directory, or a Cleora .out / word2vec file.")],
+    protocol: ProtocolOpt = None,
+    data_dir: DataDirOpt = None,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", help="Dataset (needed for an embeddings file).")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", help="Cut-off of the metrics.")] = 10,
+) -> None:
+    """Score a run's embeddings (or a Cleora .out file) and write evaluation-<protocol>.json."""
+    from embedlens.prep.protocols import DEFAULT_PROTOCOL
+    from embedlens.runs import evaluate_file, evaluate_run
+
+    if run.is_file():
+        if dataset is None:
+            raise EmbedlensError(f"Evaluating the file {run.name} needs --dataset.")
+        report = evaluate_file(run, dataset, protocol or DEFAULT_PROTOCOL, data_dir, k)
+    else:
+        report = evaluate_run(run, protocol, data_dir, k)
+    title = f"{report['method']} on {report['protocol']} ({report['n_users']:,} users)"
+    console.print(_metrics_table(report, title))
+    if report.get("trained_on") not in (None, report["protocol"]):
+        console.print(
+            f"[yellow]Note:[/] trained on {report['trained_on']}; its train data may overlap "
+            f"this protocol's test set."
+        )
+
+
+@app.command()
+def similar(
+    run: Annotated[Path, typer.Argument(help="Run directory of an embedding method.")],
+    movie: Annotated[str, typer.Argument(help="Movie title (case and year optional) or id.")],
+    k: Annotated[int, typer.Option("--k", help="How many neighbours.")] = 10,
+) -> None:
+    """List the movies nearest to a movie in a run's embedding space."""
+    from embedlens.models.base import EmbeddingModel
+    from embedlens.runs import load_run
+
+    info, model = load_run(run)
+    if not isinstance(model, EmbeddingModel):
+        raise EmbedlensError(f"{info.method} has no item embeddings to compare movies with.")
+    key = model._items().resolve(movie)
+    table = Table(title=f"Nearest to {model._items().title_of(key) or key} ({info.method})")
+    for col in ("id", "title", "genres", "score"):
+        table.add_column(col)
+    for row in model.similar_items(key, k).iter_rows(named=True):
+        genres = "|".join(row.get("genres") or [])
+        table.add_row(str(row["id"]), row.get("title") or "", genres, f"{row['score']:.3f}")
     console.print(table)
 
 

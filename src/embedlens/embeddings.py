@@ -1,0 +1,258 @@
+"""The embedding container: vectors with their ids, queried like gensim's KeyedVectors."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from embedlens.errors import DataError, EmbedlensError, unknown_name
+
+_ARTICLES = ("the", "a", "an", "les", "la", "le", "il", "das", "der", "die", "el", "los")
+
+
+class AmbiguousTitleError(EmbedlensError, KeyError):
+    """A title matched several movies; the message lists them."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def normalize_title(title: str) -> str:
+    """Lower-case, drop a trailing "(1995)" and move a trailing article to the front, so
+    "Matrix, The (1999)", "the matrix" and "The Matrix" all compare equal."""
+    t = re.sub(r"\s*\(\d{4}[^()]*\)\s*$", "", title.strip().lower())
+    m = re.match(r"^(.*), (\w+)$", t)
+    if m and m.group(2) in _ARTICLES:
+        t = f"{m.group(2)} {m.group(1)}"
+    return re.sub(r"\s+", " ", t)
+
+
+class Embeddings:
+    """A set of vectors keyed by ids (movie or user ids), with optional titles and genres.
+
+    ``vectors`` is float32 ``(n, dim)``; ``ids`` are the original ids (ints or strings).
+    ``metadata`` (items only) has columns ``item_id, title, genres``.
+    ``counts`` (optional) is how often each entity occurred in training (Cleora's column).
+    """
+
+    def __init__(
+        self,
+        ids: np.ndarray | list,
+        vectors: np.ndarray,
+        kind: str = "item",
+        metadata: pl.DataFrame | None = None,
+        counts: np.ndarray | None = None,
+    ) -> None:
+        ids = np.asarray(ids)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[0] != ids.shape[0]:
+            raise DataError(
+                f"Embeddings need one row per id: {ids.shape[0]} ids, vectors {vectors.shape}."
+            )
+        if np.unique(ids).size != ids.size:
+            raise DataError("Embedding ids must be unique.")
+        self.ids = ids
+        self.vectors = vectors
+        self.kind = kind
+        self.counts = None if counts is None else np.asarray(counts, dtype=np.int64)
+        self.metadata = metadata
+        order = np.argsort(ids, kind="stable")
+        self._sorted_ids, self._order = ids[order], order
+        self._titles: dict[str, list[int]] | None = None
+
+    # -- basic access ---------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.ids.size)
+
+    @property
+    def dim(self) -> int:
+        """Vector dimension."""
+        return int(self.vectors.shape[1])
+
+    def __contains__(self, key: object) -> bool:
+        return bool(self.positions(np.asarray([key]))[0] >= 0)
+
+    def __getitem__(self, key: object) -> np.ndarray:
+        return self.vectors[self._position(key)]
+
+    def __repr__(self) -> str:
+        return f"Embeddings({self.kind}, n={len(self):,}, dim={self.dim})"
+
+    def positions(self, keys: np.ndarray) -> np.ndarray:
+        """Row of each key in ``vectors``; -1 where the key is absent (vectorised)."""
+        keys = np.asarray(keys)
+        if self.ids.size == 0 or keys.size == 0:
+            return np.full(keys.shape, -1, dtype=np.int64)
+        try:
+            pos = np.searchsorted(self._sorted_ids, keys).clip(0, self.ids.size - 1)
+            found = self._sorted_ids[pos] == keys
+        except (TypeError, np.exceptions.DTypePromotionError):
+            return np.full(keys.shape, -1, dtype=np.int64)
+        return np.where(found, self._order[pos], -1).astype(np.int64)
+
+    def aligned(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors for ``keys`` in that order (zeros where missing) and the found mask."""
+        pos = self.positions(keys)
+        found = pos >= 0
+        out = np.zeros((len(pos), self.dim), dtype=np.float32)
+        out[found] = self.vectors[pos[found]]
+        return out, found
+
+    def _position(self, key: object) -> int:
+        pos = int(self.positions(np.asarray([key]))[0])
+        if pos < 0:
+            raise unknown_name(f"{self.kind} id", str(key), [str(i) for i in self.ids[:20]])
+        return pos
+
+    # -- transforms -----------------------------------------------------------------------
+    def _with(self, vectors: np.ndarray) -> Embeddings:
+        return Embeddings(self.ids, vectors, self.kind, self.metadata, self.counts)
+
+    def centered(self) -> Embeddings:
+        """Mean-centred copy: propagation methods drift toward one shared direction, and cosine
+        on raw vectors then ranks by that direction instead of by taste."""
+        return self._with(self.vectors - self.vectors.mean(axis=0, keepdims=True))
+
+    def normalized(self) -> Embeddings:
+        """Copy with unit-length rows (zero rows stay zero)."""
+        return self._with(l2_normalize(self.vectors))
+
+    # -- titles ---------------------------------------------------------------------------
+    def title_of(self, key: object) -> str:
+        """The title of an item id ('' when there is no metadata)."""
+        if self.metadata is None:
+            return ""
+        hit = self.metadata.filter(pl.col("item_id") == key)
+        return hit["title"][0] if hit.height else ""
+
+    def resolve(self, key: object) -> object:
+        """An id from an id or a movie title (case, year and a moved article forgiven)."""
+        if not isinstance(key, str) or key in self:
+            if key not in self:
+                self._position(key)  # raises a clear unknown-id error
+            return key
+        if key.strip().lstrip("-").isdigit() and int(key) in self:
+            return int(key)
+        if self.metadata is None:
+            raise DataError(f"No titles are attached to these embeddings; use an id, not {key!r}.")
+        exact = self.metadata.filter(pl.col("title").str.to_lowercase() == key.strip().lower())
+        ids = exact["item_id"].to_list()
+        if not ids:
+            ids = self._title_index().get(normalize_title(key), [])
+        ids = [i for i in ids if i in self]
+        if len(ids) == 1:
+            return ids[0]
+        if len(ids) > 1:
+            listed = "; ".join(f"{self.title_of(i)} (id {i})" for i in ids[:10])
+            raise AmbiguousTitleError(f"{key!r} matches {len(ids)} movies: {listed}. Use one.")
+        titles = self.metadata.filter(pl.col("item_id").is_in(self.ids.tolist()))["title"]
+        raise unknown_name("movie title", key, titles.to_list())
+
+    def _title_index(self) -> dict[str, list[int]]:
+        if self._titles is None:
+            index: dict[str, list[int]] = {}
+            for item, title in self.metadata.select("item_id", "title").iter_rows():
+                index.setdefault(normalize_title(title), []).append(item)
+            self._titles = index
+        return self._titles
+
+    # -- similarity -----------------------------------------------------------------------
+    def similar_by_vector(
+        self,
+        vector: np.ndarray,
+        k: int = 10,
+        metric: str = "cosine",
+        center: bool = False,
+        exclude: list | None = None,
+    ) -> pl.DataFrame:
+        """The ``k`` nearest entities to ``vector``: columns id, (title), score."""
+        if metric not in ("cosine", "dot"):
+            raise DataError(f"metric must be 'cosine' or 'dot', got {metric!r}.")
+        vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if vector.size != self.dim:
+            raise DataError(f"Query vector has dimension {vector.size}, embeddings {self.dim}.")
+        mat = self.vectors
+        if center:
+            mean = mat.mean(axis=0)
+            mat, vector = mat - mean, vector - mean
+        if metric == "cosine":
+            mat, vector = l2_normalize(mat), l2_normalize(vector[None])[0]
+        scores = mat @ vector
+        if exclude:
+            scores[self.positions(np.asarray(exclude))] = -np.inf
+        k = min(k, int(np.isfinite(scores).sum()))
+        top = np.argpartition(-scores, k - 1)[:k] if k else np.empty(0, dtype=np.int64)
+        top = top[np.lexsort((top, -scores[top]))]
+        out = pl.DataFrame({"id": self.ids[top], "score": scores[top].astype(np.float64)})
+        if self.metadata is not None:
+            titles = self.metadata.select(pl.col("item_id").alias("id"), "title", "genres")
+            out = out.join(titles, on="id", how="left", maintain_order="left").select(
+                "id", "title", "genres", "score"
+            )
+        return out
+
+    def most_similar(
+        self, key: object, k: int = 10, metric: str = "cosine", center: bool = False
+    ) -> pl.DataFrame:
+        """The ``k`` entities nearest to ``key`` (an id or a movie title), itself excluded."""
+        key = self.resolve(key)
+        return self.similar_by_vector(self[key], k, metric, center, exclude=[key])
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Save as Parquet (``.parquet``) or NumPy ``.npz`` (no pickle either way)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".npz":
+            arrays = {"ids": self.ids, "vectors": self.vectors}
+            if self.counts is not None:
+                arrays["counts"] = self.counts
+            if self.ids.dtype == object:
+                arrays["ids"] = self.ids.astype(str)
+            np.savez(path, kind=np.array(self.kind), **arrays)
+            return path
+        df = pl.DataFrame({"id": self.ids}).with_columns(
+            pl.Series("vector", self.vectors, dtype=pl.Array(pl.Float32, self.dim))
+        )
+        if self.counts is not None:
+            df = df.with_columns(pl.Series("count", self.counts))
+        if self.metadata is not None:
+            meta = self.metadata.select(pl.col("item_id").alias("id"), "title", "genres")
+            df = df.join(meta.cast({"id": df.schema["id"]}), on="id", how="left",
+                         maintain_order="left")
+        df.write_parquet(path, metadata={"embedlens": json.dumps({"kind": self.kind})})
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Embeddings:
+        """Load what :meth:`save` wrote."""
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"No embeddings file at {path}.")
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                counts = z.get("counts", None)
+                return cls(z["ids"], z["vectors"], str(z["kind"]), counts=counts)
+        import pyarrow.parquet as pq
+
+        info = json.loads((pq.read_schema(path).metadata or {}).get(b"embedlens", b"{}"))
+        df = pl.read_parquet(path)
+        if "id" not in df.columns or "vector" not in df.columns:
+            raise DataError(f"{path} is not an embedlens embeddings file (needs id, vector).")
+        meta = None
+        if "title" in df.columns:
+            meta = df.select(pl.col("id").alias("item_id"), "title", "genres")
+        counts = df["count"].to_numpy() if "count" in df.columns else None
+        return cls(
+            df["id"].to_numpy(), df["vector"].to_numpy(), info.get("kind", "item"), meta, counts
+        )
+
+
+def l2_normalize(mat: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm; all-zero rows are left at zero."""
+    norms = np.linalg.norm(mat, axis=1, keepdims=True)
+    return mat / np.where(norms > 0, norms, 1.0)

@@ -1,0 +1,178 @@
+"""The common base every method and baseline implements (implicit-style).
+
+A model is fitted on an :class:`InteractionMatrix` (the encoded train split, plus the dataset
+for side information), then produces a *scorer* whose columns follow any train matrix's items,
+so a saved model can be scored on a re-created split. Embedding methods subclass
+:class:`EmbeddingModel` and only have to produce item (and optionally user) vectors.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import polars as pl
+
+from embedlens.aggregate import user_embeddings
+from embedlens.data.dataset import Dataset
+from embedlens.embeddings import Embeddings, l2_normalize
+from embedlens.errors import DataError
+from embedlens.prep.encoding import InteractionMatrix
+from embedlens.topk import Scorer, dot_scorer, topk
+
+
+class Model(ABC):
+    """Base of all recommenders: ``fit``, ``scorer``, ``recommend``, ``save``/``load``."""
+
+    name: ClassVar[str] = "model"
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **params: Any) -> None:
+        unknown = set(params) - set(self.defaults)
+        if unknown:
+            raise DataError(
+                f"{self.name} has no parameter(s) {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(sorted(self.defaults)) or 'none'}."
+            )
+        self.params: dict[str, Any] = {**self.defaults, **params}
+        self.history: dict[str, list[float]] = {}
+
+    @abstractmethod
+    def fit(self, train: InteractionMatrix, dataset: Dataset | None = None) -> Self:
+        """Learn from the train interactions (and the dataset's side tables, if used)."""
+
+    @abstractmethod
+    def scorer(self, train: InteractionMatrix) -> Scorer:
+        """Score rows ``users`` (indices into ``train.users``) against ``train.items``."""
+
+    def recommend(
+        self, train: InteractionMatrix, user_ids: list | np.ndarray, k: int = 10,
+        exclude_seen: bool = True,
+    ) -> pl.DataFrame:
+        """Top-``k`` items per user id: columns user_id, rank, item_id, score."""
+        user_ids = np.asarray(user_ids)
+        rows = train.users.index(user_ids)
+        if (rows < 0).any():
+            missing = user_ids[rows < 0][:5].tolist()
+            raise DataError(f"Unknown user id(s) {missing}: not in the train data.")
+        items, scores = topk(
+            self.scorer(train), rows, len(train.items), k,
+            exclude=train.ratings if exclude_seen else None,
+        )
+        valid = items >= 0
+        return pl.DataFrame({
+            "user_id": np.repeat(user_ids, k)[valid.ravel()],
+            "rank": np.tile(np.arange(1, k + 1), len(user_ids))[valid.ravel()],
+            "item_id": train.items.ids[items[valid]],
+            "score": scores[valid].astype(np.float64),
+        })
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, directory: str | Path) -> None:
+        """Write the model's parameters and state into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {"name": self.name, "params": self.params, "history": self.history}
+        (directory / "model.json").write_text(json.dumps(state, indent=2, default=str))
+        self._save_state(directory)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        """Read a model written by :meth:`save`."""
+        directory = Path(directory)
+        state = json.loads((directory / "model.json").read_text())
+        model = cls(**state["params"])
+        model.history = state.get("history", {})
+        model._load_state(directory)
+        return model
+
+    def _save_state(self, directory: Path) -> None:  # noqa: B027 - optional hook
+        """Write learned arrays (subclasses that learn any)."""
+
+    def _load_state(self, directory: Path) -> None:  # noqa: B027 - optional hook
+        """Read learned arrays (subclasses that learn any)."""
+
+
+class EmbeddingModel(Model):
+    """A model whose score is user · item over learned (or derived) vectors.
+
+    Subclasses set ``item_embeddings`` (and ``user_embeddings`` when they learn users) in
+    ``fit`` and extend ``defaults`` (``{**EmbeddingModel.defaults, ...}``). Without user
+    vectors, each user is the ``aggregation`` of their train items. ``similarity`` "cosine"
+    scores on unit vectors; ``center`` subtracts the item mean first.
+    """
+
+    defaults: ClassVar[dict[str, Any]] = {
+        "aggregation": "mean", "similarity": "dot", "center": False,
+    }
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.item_embeddings: Embeddings | None = None
+        self.user_embeddings: Embeddings | None = None
+
+    def _items(self) -> Embeddings:
+        if self.item_embeddings is None:
+            raise DataError(f"{self.name} is not fitted: no item embeddings yet.")
+        items = self.item_embeddings
+        return items.centered() if self.params["center"] else items
+
+    def users_for(self, train: InteractionMatrix) -> Embeddings:
+        """The user vectors: learned ones, or the aggregation of each user's train items."""
+        if self.user_embeddings is not None:
+            return self.user_embeddings
+        return user_embeddings(self._items(), train, self.params["aggregation"])
+
+    def scorer(self, train: InteractionMatrix) -> Scorer:
+        items = self._items()
+        v, item_ok = items.aligned(train.items.ids)
+        u, user_ok = self.users_for(train).aligned(train.users.ids)
+        if self.params["similarity"] == "cosine":
+            u, v = l2_normalize(u), l2_normalize(v)
+        return dot_scorer(u, v, user_ok, item_ok)
+
+    def similar_items(self, item: object, k: int = 10) -> pl.DataFrame:
+        """Nearest movies to an item id or title, with this model's similarity."""
+        metric = "cosine" if self.params["similarity"] == "cosine" else "dot"
+        return self._items().most_similar(item, k, metric=metric)
+
+    def _save_state(self, directory: Path) -> None:
+        self._items_raw().save(directory / "items.parquet")
+        if self.user_embeddings is not None:
+            self.user_embeddings.save(directory / "users.parquet")
+
+    def _items_raw(self) -> Embeddings:
+        if self.item_embeddings is None:
+            raise DataError(f"{self.name} is not fitted: nothing to save.")
+        return self.item_embeddings
+
+    def _load_state(self, directory: Path) -> None:
+        self.item_embeddings = Embeddings.load(directory / "items.parquet")
+        users = directory / "users.parquet"
+        self.user_embeddings = Embeddings.load(users) if users.is_file() else None
+
+
+def item_metadata(dataset: Dataset | None) -> pl.DataFrame | None:
+    """The (item_id, title, genres) table to attach to item embeddings, if the data has one."""
+    if dataset is None or dataset.items is None:
+        return None
+    return dataset.items.select("item_id", "title", "genres")
+
+
+class ImportedModel(EmbeddingModel):
+    """Embeddings made elsewhere (a Cleora ``.out`` or word2vec file), scored like ours."""
+
+    name = "imported"
+    defaults: ClassVar[dict[str, Any]] = {**EmbeddingModel.defaults, "similarity": "cosine"}
+
+    @classmethod
+    def from_embeddings(cls, items: Embeddings, **params: Any) -> ImportedModel:
+        model = cls(**params)
+        model.item_embeddings = items
+        return model
+
+    def fit(self, train: InteractionMatrix, dataset: Dataset | None = None) -> Self:
+        raise DataError("Imported embeddings are not trained here; load them from a file.")
