@@ -31,3 +31,50 @@ def test_unknown_variant_is_one_clear_line(ml_dir):
     proc = run("datasets", "info", "ml-3m", "--data-dir", str(ml_dir), ok=False)
     assert proc.returncode == 2
     assert "Unknown MovieLens variant" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_train_evaluate_pop_writes_json(ml_dir, tmp_path):
+    import json
+
+    run_dir = tmp_path / "pop"
+    run("train", "pop", "--dataset", "ml-100k", "--data-dir", str(ml_dir),
+        "--protocol", "global-time-0.2", "--out", str(run_dir))
+    out = run("evaluate", str(run_dir)).stdout
+    assert "ndcg@10" in out and "0.1389" in out
+    report = json.loads((run_dir / "evaluation-global-time-0.2.json").read_text())
+    for key in ("method", "protocol", "k", "n_users", "ndcg@10", "hitrate@10", "mrr@10",
+                "precision@10", "recall@10", "map@10", "coverage@10", "ndcg@10_ci95"):
+        assert key in report
+    assert report["method"] == "pop" and report["n_users"] == 95
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["protocol"] == "global-time-0.2" and info["versions"]["embedlens"]
+
+
+def test_als_run_similar_and_cleora_file(ml_dir, tmp_path):
+    import json
+
+    run_dir = tmp_path / "als"
+    run("train", "als", "--dataset", "ml-100k", "--data-dir", str(ml_dir), "--out",
+        str(run_dir), "--param", "factors=16", "--param", "iterations=3")
+    out = run("similar", str(run_dir), "star wars", "--k", "5").stdout
+    assert "Star Wars (1977)" in out and out.count("│ ") >= 5
+    # the same item vectors as a Cleora .out file evaluate like the run (mean-of-items users)
+    from embedlens.embeddings import Embeddings
+    from embedlens.export import to_cleora
+
+    out_file = to_cleora(Embeddings.load(run_dir / "items.parquet"), tmp_path / "als.out")
+    run("evaluate", str(out_file), "--dataset", "ml-100k", "--data-dir", str(ml_dir))
+    report = json.loads((tmp_path / "als.evaluation-user-time-0.2.json").read_text())
+    assert report["n_users"] > 800 and 0 < report["ndcg@10"] < 1
+
+
+def test_clear_errors(ml_dir, tmp_path):
+    proc = run("train", "pop", "--dataset", "ml-100k", "--data-dir", str(ml_dir),
+               "--protocol", "random-02", "--out", str(tmp_path / "x"), ok=False)
+    assert proc.returncode == 2 and "Unknown protocol" in proc.stderr
+    proc = run("evaluate", str(tmp_path), ok=False)
+    assert "not a run directory" in proc.stderr
+    proc = run("train", "pop", "--dataset", "ml-100k", "--data-dir", str(ml_dir),
+               "--out", str(tmp_path / "p"))
+    proc = run("similar", str(tmp_path / "p"), "Star Wars", ok=False)
+    assert "no item embeddings" in proc.stderr

@@ -143,15 +143,15 @@ class ALSModel(EmbeddingModel):
             raise EmbedlensError(
                 "ALS needs the optional 'implicit' package: pip install 'embedlens[als]'."
             ) from exc
-        p = self.params
-        model = AlternatingLeastSquares(
-            factors=int(p["factors"]), regularization=float(p["regularization"]),
-            iterations=int(p["iterations"]), alpha=float(p["alpha"]),
-            random_state=int(p["seed"]), calculate_training_loss=False,
-        )
         from threadpoolctl import threadpool_limits
 
-        with threadpool_limits(1, "blas"):  # implicit's own threads; BLAS threads would fight
+        p = self.params
+        with threadpool_limits(1, "blas"):  # implicit runs its own threads; BLAS's would fight
+            model = AlternatingLeastSquares(
+                factors=int(p["factors"]), regularization=float(p["regularization"]),
+                iterations=int(p["iterations"]), alpha=float(p["alpha"]),
+                random_state=int(p["seed"]), calculate_training_loss=False,
+            )
             model.fit(train.binary(), show_progress=not is_quiet())
         self.item_embeddings = Embeddings(
             train.items.ids, model.item_factors, "item", item_metadata(dataset)
