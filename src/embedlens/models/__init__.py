@@ -5,10 +5,13 @@ from __future__ import annotations
 from embedlens.errors import unknown_name
 from embedlens.models.base import EmbeddingModel, ImportedModel, Model
 from embedlens.models.baselines import ALSModel, EASEModel, PopularityModel, RandomModel
+from embedlens.models.cleora import CleoraModel
 
 MODELS: dict[str, type[Model]] = {
     cls.name: cls
-    for cls in (RandomModel, PopularityModel, EASEModel, ALSModel, ImportedModel)
+    for cls in (
+        RandomModel, PopularityModel, EASEModel, ALSModel, ImportedModel, CleoraModel,
+    )
 }
 BASELINES = ("random", "pop", "ease", "als")
 
