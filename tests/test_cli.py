@@ -78,3 +78,16 @@ def test_clear_errors(ml_dir, tmp_path):
                "--out", str(tmp_path / "p"))
     proc = run("similar", str(tmp_path / "p"), "Star Wars", ok=False)
     assert "no item embeddings" in proc.stderr
+
+
+def test_cleora_train_evaluate_similar(ml_dir, tmp_path):
+    import json
+
+    run_dir = tmp_path / "cleora"
+    run("train", "cleora", "--dataset", "ml-100k", "--data-dir", str(ml_dir),
+        "--protocol", "random-0.2", "--out", str(run_dir))
+    run("evaluate", str(run_dir))
+    report = json.loads((run_dir / "evaluation-random-0.2.json").read_text())
+    assert report["method"] == "cleora" and report["ndcg@10"] > 0.3
+    out = run("similar", str(run_dir), "Star Wars (1977)", "--k", "5").stdout
+    assert "Return of the Jedi (1983)" in out

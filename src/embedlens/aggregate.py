@@ -8,6 +8,7 @@ import scipy.sparse as sp
 from embedlens.embeddings import Embeddings
 from embedlens.errors import DataError
 from embedlens.prep.encoding import InteractionMatrix
+from embedlens.sparse import spmm
 
 AGGREGATIONS = ("mean", "rating", "recency")
 
@@ -59,4 +60,4 @@ def user_embeddings(
         w = _row_normalize(sp.csr_matrix(w @ sp.diags(found.astype(np.float32))))
     has = np.diff(w.indptr) > 0
     w = w[has]
-    return Embeddings(train.users.ids[has], np.asarray(w @ vectors, dtype=np.float32), "user")
+    return Embeddings(train.users.ids[has], spmm(w, vectors), "user")

@@ -50,8 +50,5 @@ def spmm(
         if row_scale is None
         else np.ascontiguousarray(row_scale, dtype=np.float32)
     )
-    _spmm(
-        a.indptr.astype(np.int64, copy=False), a.indices.astype(np.int64, copy=False),
-        a.data.astype(np.float32, copy=False), x, scale, normalize, out,
-    )
+    _spmm(a.indptr, a.indices, a.data.astype(np.float32, copy=False), x, scale, normalize, out)
     return out

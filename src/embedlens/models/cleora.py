@@ -20,18 +20,18 @@ from __future__ import annotations
 import hashlib
 from typing import Any, ClassVar, Self
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 from numba import njit, prange
 
 from embedlens._rng import next_float, stream
 from embedlens.data.dataset import Dataset
-from embedlens.embeddings import Embeddings, l2_normalize
+from embedlens.embeddings import Embeddings
 from embedlens.errors import DataError
 from embedlens.models.base import EmbeddingModel, item_metadata
 from embedlens.prep.encoding import InteractionMatrix
 from embedlens.progress import progress
-from embedlens.sparse import spmm
 
 
 def entity_keys(ids: np.ndarray) -> np.ndarray:
@@ -67,13 +67,76 @@ def hash_init(ids: np.ndarray, dim: int, seed: int) -> np.ndarray:
     return _hash_init(entity_keys(ids), dim, seed)
 
 
-def whiten(x: np.ndarray, eps: float = 1e-8) -> np.ndarray:
-    """PCA whitening: centre, rotate onto the principal axes, scale each to unit variance."""
+def whiten(x: np.ndarray, rel_floor: float = 1e-6) -> np.ndarray:
+    """PCA whitening: centre, rotate onto the principal axes, scale each to unit variance.
+
+    Axes whose variance is below ``rel_floor`` of the largest are dropped (set to zero)
+    rather than blown up: with fewer entities than dimensions they carry only noise.
+    """
     centered = (x - x.mean(axis=0)).astype(np.float64)
     cov = centered.T @ centered / max(1, x.shape[0] - 1)
     values, vectors = np.linalg.eigh(cov)
     order = values.argsort()[::-1]
-    return (centered @ vectors[:, order] / np.sqrt(values[order] + eps)).astype(np.float32)
+    values, vectors = values[order], vectors[:, order]
+    keep = values > rel_floor * max(values[0], 1e-30)
+    scale = np.where(keep, 1.0 / np.sqrt(np.where(keep, values, 1.0)), 0.0)
+    return (centered @ vectors * scale).astype(np.float32)
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _hyperedge_step(indptr, indices, data, w, star, col_scale, plain, x, n_chunks):
+    """One step ``l2_rows(S Bᵀ diag(w) B S X)`` (S = diag(col_scale)) without forming BᵀB or
+    even B X: each hyperedge gathers its items' rows, scales them (``w_e``, or to unit length
+    for the star expansion) and scatters the result straight back onto its items. Threads own
+    a fixed block of hyperedges and a private accumulator, summed in a fixed order after.
+    ``plain`` (unit weights, no S) takes loops without the per-entry multiplications."""
+    n_rows = indptr.size - 1
+    n_items, dim = x.shape
+    parts = np.zeros((n_chunks, n_items, dim), dtype=np.float32)
+    for c in prange(n_chunks):
+        acc = np.zeros(dim, dtype=np.float32)
+        z = parts[c]
+        for r in range(c * n_rows // n_chunks, (c + 1) * n_rows // n_chunks):
+            acc[:] = 0.0
+            for p in range(indptr[r], indptr[r + 1]):
+                src = x[indices[p]]
+                if plain:
+                    for j in range(dim):
+                        acc[j] += src[j]
+                else:
+                    weight = data[p] * col_scale[indices[p]]
+                    for j in range(dim):
+                        acc[j] += weight * src[j]
+            scale = w[r]
+            if star:
+                norm = 0.0
+                for j in range(dim):
+                    norm += acc[j] * acc[j]
+                scale = 1.0 / np.sqrt(norm) if norm > 0 else 0.0
+            for j in range(dim):
+                acc[j] *= scale
+            for p in range(indptr[r], indptr[r + 1]):
+                dst = z[indices[p]]
+                if plain:
+                    for j in range(dim):
+                        dst[j] += acc[j]
+                else:
+                    weight = data[p]
+                    for j in range(dim):
+                        dst[j] += weight * acc[j]
+    out = np.empty((n_items, dim), dtype=np.float32)
+    for i in prange(n_items):
+        norm = 0.0
+        for j in range(dim):
+            total = parts[0, i, j]
+            for c in range(1, n_chunks):
+                total += parts[c, i, j]
+            out[i, j] = total
+            norm += total * total
+        inv = 1.0 / np.sqrt(norm) if norm > 0 else 0.0  # col_scale > 0 cancels under l2
+        for j in range(dim):
+            out[i, j] *= inv
+    return out
 
 
 def propagate(
@@ -91,26 +154,28 @@ def propagate(
     hyperedges). Star: hyperedges are nodes of a bipartite graph, so each passes the
     L2-normalised mean of its items. Every step ends with row L2 normalisation; with
     ``normalization="symmetric"`` the operator is ``D^-1/2 A D^-1/2``.
+
+    On CPU, results are bitwise reproducible for a given number of numba threads (the
+    float sums are split into one block per thread).
     """
     sizes = np.asarray(b.sum(axis=1)).ravel()
     w = np.divide(1.0, sizes**2, out=np.zeros_like(sizes), where=sizes > 0).astype(np.float32)
     star = expansion == "star"
-    bt = b.T.tocsr()
-    sym = None
+    sym = np.ones(b.shape[1], dtype=np.float32)
     if normalization == "symmetric":
         hyperedge = np.ones_like(w) if star else w * sizes
-        degree = spmm(bt, hyperedge[:, None]).ravel()  # A·1 = Bᵀ(w ⊙ B1)
+        degree = np.asarray(b.T @ hyperedge).ravel()  # A·1 = Bᵀ(w ⊙ B1)
         sym = np.divide(1.0, np.sqrt(degree), out=np.zeros_like(degree), where=degree > 0)
+        sym = sym.astype(np.float32)
     steps = progress(range(iterations), "cleora: propagate")
     if _use_torch(device):
-        return _torch_propagate(b, bt, w, sym, star, x, steps, device)
+        return _torch_propagate(b, w, sym, star, x, steps, device)
+    chunks = max(1, min(numba.get_num_threads(), 8, b.shape[0]))
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    data = b.data.astype(np.float32, copy=False)
+    plain = bool((data == 1).all() and (sym == 1).all())
     for _ in steps:
-        if sym is not None:
-            x = x * sym[:, None]
-        y = spmm(b, x, normalize=True) if star else spmm(b, x, row_scale=w)
-        x = spmm(bt, y, row_scale=sym) if sym is not None else spmm(bt, y, normalize=True)
-        if sym is not None:
-            x = l2_normalize(x)
+        x = _hyperedge_step(b.indptr, b.indices, data, w, star, sym, plain, x, chunks)
     return x
 
 
@@ -128,7 +193,7 @@ def _use_torch(device: str) -> bool:
     return True
 
 
-def _torch_propagate(b, bt, w, sym, star, x, steps, device) -> np.ndarray:
+def _torch_propagate(b, w, sym, star, x, steps, device) -> np.ndarray:
     """The same iteration with torch sparse CSR tensors (on a GPU when there is one)."""
     import warnings
 
@@ -147,19 +212,14 @@ def _torch_propagate(b, bt, w, sym, star, x, steps, device) -> np.ndarray:
                 torch.from_numpy(m.data.astype(np.float32)), size=m.shape, device=target,
             )
 
-    tb, tbt = csr(b), csr(bt)
+    tb, tbt = csr(b), csr(b.T.tocsr())
     tw = torch.from_numpy(w).to(target)[:, None]
-    ts = None if sym is None else torch.from_numpy(sym.astype(np.float32)).to(target)[:, None]
+    ts = torch.from_numpy(sym).to(target)[:, None]
     tx = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(target)
     for _ in steps:
-        if ts is not None:
-            tx = tx * ts
-        ty = tb @ tx
+        ty = tb @ (tx * ts)
         ty = torch.nn.functional.normalize(ty, dim=1) if star else tw * ty
-        tx = tbt @ ty
-        if ts is not None:
-            tx = tx * ts
-        tx = torch.nn.functional.normalize(tx, dim=1)
+        tx = torch.nn.functional.normalize(tbt @ ty, dim=1)
     return tx.cpu().numpy()
 
 

@@ -63,8 +63,8 @@ class IdMap:
 class InteractionMatrix:
     """A train log encoded once: id maps plus users x items CSR matrices.
 
-    ``ratings`` holds the rating of each (user, item) pair, ``timestamps`` the time; rows are
-    users, columns items, indices sorted within each row.
+    ``ratings`` holds the rating of each (user, item) pair, ``timestamps`` the time (int64
+    seconds); rows are users, columns items, indices sorted within each row.
     """
 
     users: IdMap
@@ -91,7 +91,7 @@ class InteractionMatrix:
         r = sp.csr_matrix(
             (df[RATING].to_numpy()[perm].astype(np.float32), indices, indptr), shape=shape
         )
-        t = sp.csr_matrix((ts[perm].astype(np.float64), indices, indptr), shape=shape)
+        t = sp.csr_matrix((ts[perm], indices, indptr), shape=shape)
         return cls(users, items, r, t)
 
     @property
@@ -138,13 +138,19 @@ def _sort_rows(indptr, perm, i, ts, keep):  # pragma: no cover - numba
     """Within each row: order by item; of repeated items keep the latest (then last) one."""
     for r in prange(indptr.size - 1):
         lo, hi = indptr[r], indptr[r + 1]
-        seg = perm[lo:hi].copy()
-        items = np.empty(hi - lo, dtype=np.int64)
-        for p in range(hi - lo):
-            items[p] = i[seg[p]]
-        order = np.argsort(items, kind="mergesort")
-        for p in range(hi - lo):
-            perm[lo + p] = seg[order[p]]
+        ordered = True  # logs are often already sorted by (user, item): skip the sort then
+        for p in range(lo + 1, hi):
+            if i[perm[p]] <= i[perm[p - 1]]:
+                ordered = False
+                break
+        if not ordered:
+            seg = perm[lo:hi].copy()
+            items = np.empty(hi - lo, dtype=np.int64)
+            for p in range(hi - lo):
+                items[p] = i[seg[p]]
+            order = np.argsort(items, kind="mergesort")
+            for p in range(hi - lo):
+                perm[lo + p] = seg[order[p]]
         for p in range(lo, hi):
             k = perm[p]
             if i[k] < 0:
@@ -167,6 +173,8 @@ def _csr_order(
     indptr, perm = _bucket_by_row(u, n_rows)
     keep = np.empty(perm.size, dtype=np.bool_)
     _sort_rows(indptr, perm, i, ts, keep)
+    if keep.all():
+        return indptr, perm
     kept_before = np.zeros(perm.size + 1, dtype=np.int64)
     np.cumsum(keep, out=kept_before[1:])
     return kept_before[indptr], perm[keep]
