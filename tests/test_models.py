@@ -8,7 +8,11 @@ from embedlens.evaluate import EvalSplit, evaluate_model
 from embedlens.models import MODELS, get_model_class
 
 TRAINABLE = [name for name in MODELS if name != "imported"]
-FAST_PARAMS = {"als": {"factors": 16, "iterations": 3}}
+FAST_PARAMS = {
+    "als": {"factors": 16, "iterations": 3},
+    "node2vec": {"workers": 2, "min_rating": 4},
+    "deepwalk": {"workers": 2},
+}
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +38,9 @@ class TestModelContract:
     def test_scores_cover_the_catalogue(self, name, fitted, small_split):
         scores = fitted[name].scorer(small_split.train)(np.array([0, 1, 2]))
         assert scores.shape == (3, len(small_split.train.items))
-        assert np.isfinite(scores).mean() > 0.99
+        # node2vec embeds only items on its PMI graph; the others score -inf, never NaN
+        assert np.isfinite(scores).mean() > (0.5 if name == "node2vec" else 0.99)
+        assert not np.isnan(scores).any()
 
     def test_recommend_excludes_seen_and_is_deterministic(self, name, fitted, small_split):
         train = small_split.train

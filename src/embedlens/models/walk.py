@@ -1,0 +1,74 @@
+"""Walk-based item embeddings: node2vec on the PMI co-rating graph, DeepWalk on users'
+rating sequences; both train skip-gram over the walks and aggregate users from items."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Self
+
+from embedlens.data.dataset import Dataset
+from embedlens.embeddings import Embeddings
+from embedlens.graphs import Graph, pmi_graph, sequence_graph
+from embedlens.models.base import EmbeddingModel, item_metadata
+from embedlens.prep.encoding import InteractionMatrix
+from embedlens.skipgram import train_skipgram
+from embedlens.walks import random_walks
+
+_SKIPGRAM = {
+    "dim": 64, "window": 5, "negative": 5, "epochs": 20, "num_walks": 10, "walk_length": 40,
+    "seed": 42, "workers": 1, "sample": 1e-3,
+}
+
+
+class WalkModel(EmbeddingModel):
+    """Shared fit: graph -> walks -> skip-gram -> item embeddings (items off the graph get
+    none, so they are never recommended)."""
+
+    walk_p_q: ClassVar[bool] = True
+
+    def graph(self, train: InteractionMatrix) -> Graph:
+        raise NotImplementedError
+
+    def fit(self, train: InteractionMatrix, dataset: Dataset | None = None) -> Self:
+        p = self.params
+        g = self.graph(train)
+        walks = random_walks(
+            g, int(p["num_walks"]), int(p["walk_length"]), float(p.get("p", 1.0)),
+            float(p.get("q", 1.0)), weighted=bool(p["weighted"]), seed=int(p["seed"]),
+        )
+        vectors, found = train_skipgram(
+            walks, g.n_nodes, int(p["dim"]), int(p["window"]), int(p["negative"]),
+            int(p["epochs"]), int(p["seed"]), int(p["workers"]), self.history,
+            float(p["sample"]),
+        )
+        self.item_embeddings = Embeddings(
+            g.ids[found], vectors[found], "item", item_metadata(dataset),
+            counts=g.degrees()[found],
+        )
+        return self
+
+
+class Node2VecModel(WalkModel):
+    """node2vec (the Keras tutorial's setting): PMI-weighted co-rating graph of ratings >=
+    ``min_rating``, weighted biased walks with return ``p`` and in-out ``q``."""
+
+    name = "node2vec"
+    defaults: ClassVar[dict[str, Any]] = {
+        **EmbeddingModel.defaults, "similarity": "cosine", **_SKIPGRAM,
+        "min_rating": 5.0, "min_weight": 10.0, "p": 1.0, "q": 1.0, "weighted": True,
+    }
+
+    def graph(self, train: InteractionMatrix) -> Graph:
+        return pmi_graph(train, float(self.params["min_rating"]), float(self.params["min_weight"]))
+
+
+class DeepWalkModel(WalkModel):
+    """DeepWalk on the sequence graph (EGES tutorial): consecutive movies of each user's
+    history linked; uniform walks (``weighted=True`` walks by transition counts)."""
+
+    name = "deepwalk"
+    defaults: ClassVar[dict[str, Any]] = {
+        **EmbeddingModel.defaults, "similarity": "cosine", **_SKIPGRAM, "weighted": False,
+    }
+
+    def graph(self, train: InteractionMatrix) -> Graph:
+        return sequence_graph(train, weighted=bool(self.params["weighted"]))
