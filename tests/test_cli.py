@@ -91,3 +91,16 @@ def test_cleora_train_evaluate_similar(ml_dir, tmp_path):
     assert report["method"] == "cleora" and report["ndcg@10"] > 0.3
     out = run("similar", str(run_dir), "Star Wars (1977)", "--k", "5").stdout
     assert "Return of the Jedi (1983)" in out
+
+
+def test_node2vec_tutorial_neighbours(ml_dir, tmp_path):
+    """The node2vec tutorial's query on ml-latest-small: The Matrix's neighbours are other
+    popular modern classics (deterministic: one gensim worker, seeded walks)."""
+    run_dir = tmp_path / "n2v"
+    run("train", "node2vec", "--dataset", "ml-latest-small", "--data-dir", str(ml_dir),
+        "--protocol", "random-0.2", "--out", str(run_dir), "-p", "walk_length=20")
+    out = run("similar", str(run_dir), "matrix", "--k", "10").stdout
+    assert "Nearest to Matrix, The (1999)" in out
+    classics = ["Fight Club (1999)", "Pulp Fiction (1994)", "Lord of the Rings", "Blade Runner",
+                "Star Wars", "Terminator", "Memento (2000)"]
+    assert sum(title in out for title in classics) >= 2

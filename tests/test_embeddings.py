@@ -27,7 +27,7 @@ def test_most_similar_by_id_and_title(emb):
     assert 1 not in top["id"].to_list()
     assert top["score"][0] == pytest.approx(0.9 / np.linalg.norm([0.9, 0.1, 0]))
     # forgiving titles: case, missing year, the moved article
-    for q in ["matrix, the (1999)", "The Matrix", "the matrix", "MATRIX, THE"]:
+    for q in ["matrix, the (1999)", "The Matrix", "the matrix", "MATRIX, THE", "matrix"]:
         assert emb.resolve(q) == 1
     assert emb.most_similar("star wars", k=1)["id"][0] == 1
 
@@ -38,6 +38,8 @@ def test_ambiguous_and_unknown_titles(emb):
     assert emb.resolve("Heat (1986)") == 4
     with pytest.raises(UnknownNameError, match="Toy Story"):
         emb.resolve("Toy Stroy")
+    with pytest.raises(UnknownNameError, match=r"Did you mean: Star Wars \(1977\)"):
+        emb.resolve("wars")
 
 
 def test_similar_by_vector_dot_and_centering(emb):

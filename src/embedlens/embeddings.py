@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from embedlens.errors import DataError, EmbedlensError, unknown_name
+from embedlens.errors import DataError, EmbedlensError, UnknownNameError, unknown_name
 
 _ARTICLES = ("the", "a", "an", "les", "la", "le", "il", "das", "der", "die", "el", "los")
 
@@ -29,6 +29,11 @@ def normalize_title(title: str) -> str:
     if m and m.group(2) in _ARTICLES:
         t = f"{m.group(2)} {m.group(1)}"
     return re.sub(r"\s+", " ", t)
+
+
+def _drop_article(form: str) -> str:
+    head, _, rest = form.partition(" ")
+    return rest if head in _ARTICLES and rest else form
 
 
 class Embeddings:
@@ -140,23 +145,44 @@ class Embeddings:
         if self.metadata is None:
             raise DataError(f"No titles are attached to these embeddings; use an id, not {key!r}.")
         exact = self.metadata.filter(pl.col("title").str.to_lowercase() == key.strip().lower())
-        ids = exact["item_id"].to_list()
-        if not ids:
-            ids = self._title_index().get(normalize_title(key), [])
-        ids = [i for i in ids if i in self]
+        ids = [i for i in exact["item_id"].to_list() if i in self]
+        index = self._title_index()
+        query = normalize_title(key)
+        for form in (query, _drop_article(query)):
+            if not ids:
+                ids = [i for i in index.get(form, []) if i in self]
         if len(ids) == 1:
             return ids[0]
         if len(ids) > 1:
             listed = "; ".join(f"{self.title_of(i)} (id {i})" for i in ids[:10])
             raise AmbiguousTitleError(f"{key!r} matches {len(ids)} movies: {listed}. Use one.")
-        titles = self.metadata.filter(pl.col("item_id").is_in(self.ids.tolist()))["title"]
-        raise unknown_name("movie title", key, titles.to_list())
+        raise self._unknown_title(key, query)
+
+    def _unknown_title(self, key: str, query: str) -> EmbedlensError:
+        """Unknown title: suggest titles containing the query, else the closest ones."""
+        import difflib
+
+        known = self.metadata.filter(pl.col("item_id").is_in(self.ids.tolist()))
+        titles = known["title"].to_list()
+        forms = [normalize_title(t) for t in titles]
+        hits = [t for t, f in zip(titles, forms, strict=True) if query and query in f][:5]
+        if not hits:
+            close = difflib.get_close_matches(query, forms, n=3, cutoff=0.6)
+            hits = [titles[forms.index(c)] for c in close]
+        hint = f" Did you mean: {'; '.join(hits)}?" if hits else ""
+        return UnknownNameError(f"Unknown movie title {key!r}.{hint}")
 
     def _title_index(self) -> dict[str, list[int]]:
+        """Normalised title -> ids, also without a leading article ("matrix" finds
+        "Matrix, The (1999)")."""
         if self._titles is None:
             index: dict[str, list[int]] = {}
             for item, title in self.metadata.select("item_id", "title").iter_rows():
-                index.setdefault(normalize_title(title), []).append(item)
+                form = normalize_title(title)
+                index.setdefault(form, []).append(item)
+                bare = _drop_article(form)
+                if bare != form:
+                    index.setdefault(bare, []).append(item)
             self._titles = index
         return self._titles
 
@@ -237,9 +263,7 @@ class Embeddings:
             with np.load(path, allow_pickle=False) as z:
                 counts = z.get("counts", None)
                 return cls(z["ids"], z["vectors"], str(z["kind"]), counts=counts)
-        import pyarrow.parquet as pq
-
-        info = json.loads((pq.read_schema(path).metadata or {}).get(b"embedlens", b"{}"))
+        info = json.loads(pl.read_parquet_metadata(path).get("embedlens", "{}"))
         df = pl.read_parquet(path)
         if "id" not in df.columns or "vector" not in df.columns:
             raise DataError(f"{path} is not an embedlens embeddings file (needs id, vector).")
