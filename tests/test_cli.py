@@ -104,3 +104,18 @@ def test_node2vec_tutorial_neighbours(ml_dir, tmp_path):
     classics = ["Fight Club (1999)", "Pulp Fiction (1994)", "Lord of the Rings", "Blade Runner",
                 "Star Wars", "Terminator", "Memento (2000)"]
     assert sum(title in out for title in classics) >= 2
+
+
+def test_learned_models_write_curves_and_rmse(ml_dir, tmp_path):
+    import json
+
+    tt = tmp_path / "tt"
+    run("train", "two-tower", "--dataset", "ml-100k", "--data-dir", str(ml_dir), "--out",
+        str(tt), "-p", "epochs=3", "-p", "device=cpu")
+    assert (tt / "loss.png").stat().st_size > 1000
+    rm = tmp_path / "rm"
+    run("train", "rating-mf", "--dataset", "ml-100k", "--data-dir", str(ml_dir), "--protocol",
+        "random-0.2", "--out", str(rm), "-p", "device=cpu")
+    out = run("evaluate", str(rm)).stdout
+    report = json.loads((rm / "evaluation-random-0.2.json").read_text())
+    assert report["rmse"] < 0.96 and "rmse" in out

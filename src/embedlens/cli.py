@@ -102,7 +102,7 @@ def _metrics_table(report: dict[str, Any], title: str) -> Table:
     table.add_column("value", justify="right")
     table.add_column("± 95% CI", justify="right")
     for key, value in report.items():
-        if "@" in key and not key.endswith("_ci95"):
+        if ("@" in key or key in ("rmse", "mae")) and not key.endswith("_ci95"):
             ci = report.get(f"{key}_ci95")
             table.add_row(key, f"{value:.4f}", "" if ci is None else f"{ci:.4f}")
     return table

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from embedlens.data.dataset import Dataset
+from embedlens.data.dataset import ITEM, RATING, USER, Dataset
 from embedlens.errors import DataError
-from embedlens.metrics import ranking_report
+from embedlens.metrics import mae, ranking_report, rmse
 from embedlens.models.base import Model
 from embedlens.prep.encoding import InteractionMatrix
 from embedlens.prep.protocols import Split, get_protocol
@@ -60,5 +60,21 @@ def evaluate_model(model: Model, data: EvalSplit, k: int = 10) -> dict[str, Any]
         "n_users": int(data.users.size),
     }
     report.update(ranking_report(recs, data.truth, data.train.items.ids, k))
+    if hasattr(model, "predict_ratings"):
+        report.update(rating_report(model, data))
     report["eval_seconds"] = round(time.perf_counter() - start, 3)
     return report
+
+
+def rating_report(model: Model, data: EvalSplit) -> dict[str, float]:
+    """RMSE and MAE of predicted ratings on every test row (not only the relevant ones)
+    whose user and item occur in train."""
+    test = data.split.test_all
+    known = data.train.users.contains(test[USER]) & data.train.items.contains(test[ITEM])
+    users, items = test[USER].to_numpy()[known], test[ITEM].to_numpy()[known]
+    if users.size == 0:
+        raise DataError("No test rating has both its user and item in train.")
+    actual = test[RATING].to_numpy()[known]
+    predicted = model.predict_ratings(users, items)
+    return {"rmse": rmse(predicted, actual), "mae": mae(predicted, actual),
+            "n_ratings": int(users.size)}

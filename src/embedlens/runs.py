@@ -93,7 +93,30 @@ def train_run(
     )
     model.save(out)
     info.save(out)
+    if model.history:
+        plot_history(model.history, out / "loss.png", f"{method} on {dataset} ({protocol})")
     return info, model
+
+
+def plot_history(history: dict[str, list[float]], path: Path, title: str) -> Path:
+    """Training curves (one panel per recorded series) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = {k: v for k, v in history.items() if v}
+    fig, axes = plt.subplots(1, len(series), figsize=(4.5 * len(series), 3.2), squeeze=False)
+    for ax, (name, values) in zip(axes[0], series.items(), strict=True):
+        ax.plot(range(1, len(values) + 1), values, marker="o")
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def load_run(run_dir: str | Path) -> tuple[RunInfo, Model]:

@@ -6,13 +6,15 @@ from embedlens.errors import unknown_name
 from embedlens.models.base import EmbeddingModel, ImportedModel, Model
 from embedlens.models.baselines import ALSModel, EASEModel, PopularityModel, RandomModel
 from embedlens.models.cleora import CleoraModel
+from embedlens.models.neural import RatingModel, TwoTowerModel
+from embedlens.models.text import TextModel
 from embedlens.models.walk import DeepWalkModel, Node2VecModel
 
 MODELS: dict[str, type[Model]] = {
     cls.name: cls
     for cls in (
         RandomModel, PopularityModel, EASEModel, ALSModel, ImportedModel, CleoraModel,
-        Node2VecModel, DeepWalkModel,
+        Node2VecModel, DeepWalkModel, TwoTowerModel, RatingModel, TextModel,
     )
 }
 BASELINES = ("random", "pop", "ease", "als")

@@ -135,9 +135,9 @@ class EmbeddingModel(Model):
         return dot_scorer(u, v, user_ok, item_ok)
 
     def similar_items(self, item: object, k: int = 10) -> pl.DataFrame:
-        """Nearest movies to an item id or title, with this model's similarity."""
-        metric = "cosine" if self.params["similarity"] == "cosine" else "dot"
-        return self._items().most_similar(item, k, metric=metric)
+        """Nearest movies to an item id or title by cosine. (Ranking for users may use dot
+        products; between items, raw dot products mostly rank by vector length.)"""
+        return self._items().most_similar(item, k, metric="cosine")
 
     def _save_state(self, directory: Path) -> None:
         self._items_raw().save(directory / "items.parquet")

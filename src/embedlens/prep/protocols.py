@@ -24,11 +24,13 @@ from embedlens.prep.splitters import GlobalTimeSplitter, RandomSplitter, Splitte
 
 @dataclass(frozen=True)
 class Split:
-    """The outcome of a protocol: train rows and the relevant test rows."""
+    """The outcome of a protocol: train rows, the relevant test rows, and all test rows
+    (``test_all``, before the relevance threshold: what rating error is measured on)."""
 
     protocol: str
     train: pl.DataFrame
     test: pl.DataFrame
+    test_all: pl.DataFrame
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Protocol:
     def split(self, interactions: pl.DataFrame) -> Split:
         """Split ``interactions`` and keep the relevant test rows."""
         train, test = self.splitter.split(interactions)
+        test_all = test
         if self.min_test_rating is not None:
             test = test.filter(pl.col(RATING) >= self.min_test_rating)
         if test.height == 0:
@@ -49,7 +52,7 @@ class Protocol:
                 f"Protocol {self.name} left no relevant test interactions "
                 f"(rating >= {self.min_test_rating})."
             )
-        return Split(self.name, train, test)
+        return Split(self.name, train, test, test_all)
 
 
 PROTOCOLS: dict[str, Protocol] = {

@@ -1,0 +1,286 @@
+"""Learned embeddings in PyTorch: a two-tower retrieval model and rating regression.
+
+Both train with mini-batches cut from index tensors (``torch.randperm`` slices, no per-sample
+``Dataset``), stop early on a validation split carved from train, record the loss per epoch in
+``history`` and run on a GPU when ``device`` is ``"auto"`` (default) and one is present.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from embedlens.data.dataset import Dataset
+from embedlens.embeddings import Embeddings
+from embedlens.errors import DataError
+from embedlens.metrics import ranking_report
+from embedlens.models.base import EmbeddingModel, item_metadata
+from embedlens.prep.encoding import InteractionMatrix
+from embedlens.progress import bar
+from embedlens.topk import dot_scorer, topk
+
+
+def torch_device(name: str):
+    """``"auto"``: CUDA when available, else CPU."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DataError("device='cuda' but torch sees no GPU.")
+    return torch.device(name)
+
+
+def holdout(
+    matrix: sp.csr_matrix, fraction: float, seed: int
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Split a users x items matrix into fit and validation parts, a random ``fraction`` of
+    each user's entries (users with a single entry keep it for fitting)."""
+    coo = matrix.tocoo()
+    rng = np.random.default_rng(seed)
+    val = rng.random(coo.nnz) < fraction
+    counts = np.bincount(coo.row, minlength=matrix.shape[0])
+    val &= counts[coo.row] > 1
+
+    def part(mask: np.ndarray) -> sp.csr_matrix:
+        return sp.csr_matrix((coo.data[mask], (coo.row[mask], coo.col[mask])), shape=matrix.shape)
+    return part(~val), part(val)
+
+
+def _genre_bags(train: InteractionMatrix, dataset: Dataset | None):
+    """Per-item genre ids as (flat ids, offsets) for EmbeddingBag; None without genres."""
+    if dataset is None or dataset.items is None:
+        return None, 0
+    items = pl.DataFrame({"item_id": train.items.ids}).join(
+        dataset.items.select("item_id", "genres"), on="item_id", how="left", maintain_order="left"
+    )
+    genres = items["genres"].fill_null([])
+    vocab = sorted(set(genres.explode().drop_nulls().to_list()))
+    if not vocab:
+        return None, 0
+    index = {g: k for k, g in enumerate(vocab)}
+    lists = [[index[g] for g in row] for row in genres.to_list()]
+    flat = np.array([g for row in lists for g in row], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum([len(r) for r in lists])[:-1]]).astype(np.int64)
+    return (flat, offsets), len(vocab)
+
+
+class TwoTowerModel(EmbeddingModel):
+    """User tower (id embedding) and item tower (id + genre bag), scored by dot product.
+
+    ``loss="bce"`` (default, best on ML-100k): binary cross-entropy against ``negatives``
+    sampled items per positive, drawn by ``sampler`` "uniform" or "popularity"
+    (unigram^0.75). ``loss="softmax"``: in-batch sampled softmax with logQ correction (the
+    batch's other positives are the negatives; subtracting log popularity removes their
+    popularity bias). Early stopping on NDCG@10 of a validation split carved from train
+    (``val_fraction`` of each user's items).
+    """
+
+    name = "two-tower"
+    defaults: ClassVar[dict[str, Any]] = {
+        **EmbeddingModel.defaults,
+        "dim": 64, "epochs": 30, "batch_size": 1024, "lr": 5e-3, "weight_decay": 0.0,
+        "loss": "bce", "negatives": 10, "sampler": "uniform", "temperature": 0.1,
+        "features": True, "val_fraction": 0.1, "patience": 3, "seed": 42, "device": "auto",
+    }
+
+    def fit(self, train: InteractionMatrix, dataset: Dataset | None = None) -> Self:
+        import torch
+
+        p = self.params
+        if p["loss"] not in ("softmax", "bce") or p["sampler"] not in ("uniform", "popularity"):
+            raise DataError("two-tower: loss is 'softmax' or 'bce'; sampler 'uniform' or "
+                            "'popularity'.")
+        torch.manual_seed(int(p["seed"]))
+        device = torch_device(p["device"])
+        fit_m, val_m = holdout(train.binary(), float(p["val_fraction"]), int(p["seed"]))
+        coo = fit_m.tocoo()
+        users_t = torch.as_tensor(coo.row, dtype=torch.long, device=device)
+        items_t = torch.as_tensor(coo.col, dtype=torch.long, device=device)
+        n_users, n_items = train.shape
+        pop = np.asarray(fit_m.sum(axis=0)).ravel() + 1.0
+        log_q = torch.as_tensor(np.log(pop / pop.sum()), dtype=torch.float32, device=device)
+        neg_p = torch.as_tensor(pop**0.75 if p["sampler"] == "popularity" else np.ones_like(pop),
+                                dtype=torch.float32, device=device)
+        bags, n_genres = _genre_bags(train, dataset) if p["features"] else (None, 0)
+        from embedlens.models.nets import Towers
+
+        net = Towers(n_users, n_items, int(p["dim"]), bags, n_genres).to(device)
+        opt = torch.optim.Adam(net.parameters(), lr=float(p["lr"]),
+                               weight_decay=float(p["weight_decay"]))
+        val_users = np.flatnonzero(np.diff(val_m.indptr) > 0)
+        best, best_state, waited = -1.0, None, 0
+        history: dict[str, list[float]] = {"loss": [], "val_ndcg@10": []}
+        pb = bar("two-tower", total=int(p["epochs"]), unit="epoch")
+        for _ in range(int(p["epochs"])):
+            net.train()
+            perm = torch.randperm(users_t.numel(), device=device)
+            total = 0.0
+            for start in range(0, perm.numel(), int(p["batch_size"])):
+                idx = perm[start : start + int(p["batch_size"])]
+                u, i = users_t[idx], items_t[idx]
+                uv, iv = net.users(u), net.items(i)
+                if p["loss"] == "softmax":
+                    logits = (uv @ iv.T) / float(p["temperature"]) - log_q[i][None, :]
+                    # the same item twice in a batch is a positive, not a negative
+                    logits = logits.masked_fill((i[None, :] == i[:, None]) &
+                                                ~torch.eye(i.numel(), dtype=torch.bool,
+                                                           device=device), -1e9)
+                    loss = torch.nn.functional.cross_entropy(
+                        logits, torch.arange(i.numel(), device=device))
+                else:
+                    k = int(p["negatives"])
+                    neg = torch.multinomial(neg_p, i.numel() * k, replacement=True).view(-1, k)
+                    pos_s = (uv * iv).sum(-1)
+                    neg_s = (uv[:, None, :] * net.items(neg)).sum(-1)
+                    loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                        torch.cat([pos_s[:, None], neg_s], 1),
+                        torch.cat([torch.ones_like(pos_s[:, None]), torch.zeros_like(neg_s)], 1))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * idx.numel()
+            history["loss"].append(total / max(1, perm.numel()))
+            score = self._validate(net, fit_m, val_m, val_users)
+            history["val_ndcg@10"].append(score)
+            pb.update(1)
+            if score > best:
+                best, best_state, waited = score, copy.deepcopy(net.state_dict()), 0
+            else:
+                waited += 1
+                if waited >= int(p["patience"]):
+                    break
+        pb.close()
+        net.load_state_dict(best_state)
+        self.history = history
+        u_vec, i_vec = net.export()
+        self.item_embeddings = Embeddings(train.items.ids, i_vec, "item", item_metadata(dataset))
+        self.user_embeddings = Embeddings(train.users.ids, u_vec, "user")
+        return self
+
+    @staticmethod
+    def _validate(net, fit_m, val_m, val_users) -> float:
+        if val_users.size == 0:
+            return 0.0
+        u_vec, i_vec = net.export()
+        recs, _ = topk(dot_scorer(u_vec, i_vec), val_users, i_vec.shape[0], 10, fit_m,
+                       desc="validate")
+        return ranking_report(recs, val_m[val_users], np.arange(i_vec.shape[0]))["ndcg@10"]
+
+
+class RatingModel(EmbeddingModel):
+    """Rating regression (the Keras tutorial's model): user and movie embeddings with biases,
+    ``head`` "mlp" (dense layers on u ⊙ i), "concat" (dense layers on [u, i]) or "dot";
+    MSE loss, weight decay, early stopping on the RMSE of a validation split from train.
+    The learned user and movie vectors are exported and ranked by dot product like any
+    method's (the biases are not part of that ranking)."""
+
+    name = "rating-mf"
+    defaults: ClassVar[dict[str, Any]] = {
+        **EmbeddingModel.defaults,
+        "dim": 32, "head": "dot", "epochs": 50, "batch_size": 512, "lr": 5e-3,
+        "weight_decay": 1e-4, "val_fraction": 0.1, "patience": 3, "seed": 42, "device": "auto",
+    }
+
+    def fit(self, train: InteractionMatrix, dataset: Dataset | None = None) -> Self:
+        import torch
+
+        from embedlens.models.nets import RatingNet
+
+        p = self.params
+        if p["head"] not in ("dot", "mlp", "concat"):
+            raise DataError(f"rating-mf head must be dot, mlp or concat, got {p['head']!r}.")
+        torch.manual_seed(int(p["seed"]))
+        device = torch_device(p["device"])
+        fit_m, val_m = holdout(train.ratings, float(p["val_fraction"]), int(p["seed"]))
+
+        def tensors(m: sp.csr_matrix):
+            c = m.tocoo()
+            return (torch.as_tensor(c.row, dtype=torch.long, device=device),
+                    torch.as_tensor(c.col, dtype=torch.long, device=device),
+                    torch.as_tensor(c.data, dtype=torch.float32, device=device))
+
+        (u, i, r), (vu, vi, vr) = tensors(fit_m), tensors(val_m)
+        mean = float(r.mean())
+        net = RatingNet(*train.shape, int(p["dim"]), mean, p["head"]).to(device)
+        opt = torch.optim.AdamW(net.parameters(), lr=float(p["lr"]),
+                                weight_decay=float(p["weight_decay"]))
+        history: dict[str, list[float]] = {"loss": [], "val_rmse": []}
+        best, best_state, waited = np.inf, None, 0
+        pb = bar("rating-mf", total=int(p["epochs"]), unit="epoch")
+        for _ in range(int(p["epochs"])):
+            net.train()
+            perm = torch.randperm(u.numel(), device=device)
+            total = 0.0
+            for start in range(0, perm.numel(), int(p["batch_size"])):
+                idx = perm[start : start + int(p["batch_size"])]
+                loss = torch.nn.functional.mse_loss(net(u[idx], i[idx]), r[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * idx.numel()
+            history["loss"].append(total / max(1, perm.numel()))
+            net.eval()
+            with torch.no_grad():
+                val = float(torch.sqrt(torch.nn.functional.mse_loss(net(vu, vi), vr))) \
+                    if vu.numel() else 0.0
+            history["val_rmse"].append(val)
+            pb.update(1)
+            if val < best:
+                best, best_state, waited = val, copy.deepcopy(net.state_dict()), 0
+            else:
+                waited += 1
+                if waited >= int(p["patience"]):
+                    break
+        pb.close()
+        net.load_state_dict(best_state)
+        self.history = history
+        self.global_mean = mean
+        self.item_embeddings = Embeddings(
+            train.items.ids, net.item.weight.detach().cpu().numpy(), "item",
+            item_metadata(dataset),
+        )
+        self.user_embeddings = Embeddings(
+            train.users.ids, net.user.weight.detach().cpu().numpy(), "user"
+        )
+        self._net = net.cpu()
+        return self
+
+    def _save_state(self, directory) -> None:
+        super()._save_state(directory)
+        state = {k: v.detach().cpu().numpy() for k, v in self._net.state_dict().items()}
+        np.savez(directory / "rating_net.npz", global_mean=np.array(self.global_mean), **state)
+
+    def _load_state(self, directory) -> None:
+        import torch
+
+        from embedlens.models.nets import RatingNet
+
+        super()._load_state(directory)
+        with np.load(directory / "rating_net.npz", allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        self.global_mean = float(arrays.pop("global_mean"))
+        net = RatingNet(len(self.user_embeddings), len(self.item_embeddings),
+                        self.item_embeddings.dim, self.global_mean, self.params["head"])
+        net.load_state_dict({k: torch.as_tensor(v) for k, v in arrays.items()})
+        self._net = net.eval()
+
+    def predict_ratings(self, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
+        """Predicted ratings for (user, item) id pairs; unknown ids get the global mean
+        (plus whichever bias is known)."""
+        import torch
+
+        if getattr(self, "_net", None) is None:
+            raise DataError("rating-mf: no trained network in memory; fit the model first.")
+        users = self.user_embeddings.positions(np.asarray(user_ids))
+        items = self.item_embeddings.positions(np.asarray(item_ids))
+        known = (users >= 0) & (items >= 0)
+        out = np.full(users.shape, self.global_mean, dtype=np.float64)
+        with torch.no_grad():
+            pred = self._net(torch.as_tensor(users[known]), torch.as_tensor(items[known]))
+        out[known] = pred.numpy()
+        return out
