@@ -119,3 +119,15 @@ def test_learned_models_write_curves_and_rmse(ml_dir, tmp_path):
     out = run("evaluate", str(rm)).stdout
     report = json.loads((rm / "evaluation-random-0.2.json").read_text())
     assert report["rmse"] < 0.96 and "rmse" in out
+
+
+def test_eges_coldstart_command(ml_dir, tmp_path):
+    run_dir = tmp_path / "eges"
+    run("train", "eges", "--dataset", "ml-latest-small", "--data-dir", str(ml_dir),
+        "--protocol", "random-0.2", "--out", str(run_dir), "-p", "epochs=1", "-p",
+        "num_walks=2", "-p", "device=cpu")
+    out = run("coldstart", str(run_dir), "--genres", "Action|Adventure|Sci-Fi", "--tags",
+              "marvel,superhero", "--k", "5").stdout
+    assert out.count("│ ") >= 5 and "Nearest to an unseen movie" in out
+    proc = run("coldstart", str(run_dir), "--genres", "Nope", ok=False)
+    assert proc.returncode == 2 and "None of the side information" in proc.stderr

@@ -14,6 +14,7 @@ FAST_PARAMS = {
     "deepwalk": {"workers": 2},
     "two-tower": {"epochs": 4, "device": "cpu"},
     "rating-mf": {"epochs": 4, "device": "cpu"},
+    "eges": {"epochs": 2, "num_walks": 5, "device": "cpu"},
 }
 
 

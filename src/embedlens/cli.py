@@ -184,6 +184,32 @@ def similar(
     console.print(table)
 
 
+@app.command()
+def coldstart(
+    run: Annotated[Path, typer.Argument(help="Run directory of an EGES model.")],
+    genres: Annotated[str, typer.Option("--genres", help='e.g. "Action|Adventure|Sci-Fi"')] = "",
+    tags: Annotated[str, typer.Option("--tags", help='e.g. "marvel,superhero"')] = "",
+    year: Annotated[int | None, typer.Option("--year", help="Release year.")] = None,
+    k: Annotated[int, typer.Option("--k", help="How many neighbours.")] = 10,
+) -> None:
+    """Embed a movie nobody has rated from its side information; list its neighbours."""
+    from embedlens.runs import load_run
+
+    info, model = load_run(run)
+    if not hasattr(model, "coldstart"):
+        raise EmbedlensError(f"{info.method} cannot embed unseen movies; train eges.")
+    vector = model.coldstart(
+        [g for g in genres.split("|") if g], [t for t in tags.split(",") if t], year
+    )
+    table = Table(title=f"Nearest to an unseen movie (genres={genres!r}, tags={tags!r})")
+    for col in ("id", "title", "genres", "score"):
+        table.add_column(col)
+    for row in model._items().similar_by_vector(vector, k).iter_rows(named=True):
+        genres_s = "|".join(row.get("genres") or [])
+        table.add_row(str(row["id"]), row.get("title") or "", genres_s, f"{row['score']:.3f}")
+    console.print(table)
+
+
 def main() -> None:
     """Entry point: run the app, turning expected errors into one clear line (exit code 2)."""
     try:

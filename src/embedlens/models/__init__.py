@@ -6,6 +6,7 @@ from embedlens.errors import unknown_name
 from embedlens.models.base import EmbeddingModel, ImportedModel, Model
 from embedlens.models.baselines import ALSModel, EASEModel, PopularityModel, RandomModel
 from embedlens.models.cleora import CleoraModel
+from embedlens.models.eges import EGESModel
 from embedlens.models.neural import RatingModel, TwoTowerModel
 from embedlens.models.text import TextModel
 from embedlens.models.walk import DeepWalkModel, Node2VecModel
@@ -14,7 +15,7 @@ MODELS: dict[str, type[Model]] = {
     cls.name: cls
     for cls in (
         RandomModel, PopularityModel, EASEModel, ALSModel, ImportedModel, CleoraModel,
-        Node2VecModel, DeepWalkModel, TwoTowerModel, RatingModel, TextModel,
+        Node2VecModel, DeepWalkModel, TwoTowerModel, RatingModel, TextModel, EGESModel,
     )
 }
 BASELINES = ("random", "pop", "ease", "als")

@@ -1,0 +1,201 @@
+"""EGES: graph embeddings with side information (Wang et al., KDD 2018).
+
+Each movie is the weighted sum of its own id embedding and one embedding per side-information
+field: genres and tags (lists, mean-pooled) and a release-year bucket. The weights
+are softmax-normalised, per item (the paper's ``a_v^j``) or one per field
+(``weights="global"``, the tutorial's). Training is skip-gram with negative sampling over
+walks on the sequence graph: (centre, context) pairs are cut from the walk matrix with array
+slicing, negatives drawn from unigram^0.75 in whole batches.
+
+A movie without interactions gets a vector from its side information alone (the id field
+left out, the remaining fields weighted by their average learned weights): ``coldstart``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import polars as pl
+
+from embedlens.data.dataset import Dataset
+from embedlens.embeddings import Embeddings
+from embedlens.errors import DataError
+from embedlens.graphs import sequence_graph
+from embedlens.models.base import EmbeddingModel, item_metadata
+from embedlens.models.neural import torch_device
+from embedlens.prep.encoding import InteractionMatrix
+from embedlens.progress import bar
+from embedlens.walks import random_walks
+
+FIELDS = ("genres", "tags", "year")
+
+
+def side_information(items: pl.DataFrame, tags: pl.DataFrame | None, year_bucket: int = 5,
+                     max_tags: int = 20) -> pl.DataFrame:
+    """item_id, genres, tags (lower-cased, stripped, most used first), year bucket label."""
+    table = items.select("item_id", "genres", "year")
+    if tags is not None and tags.height:
+        top = (
+            tags.select("item_id", pl.col("tag").str.to_lowercase().str.strip_chars())
+            .filter(pl.col("tag") != "")
+            .group_by("item_id", "tag").len()
+            .sort(["item_id", "len", "tag"], descending=[False, True, False])
+            .group_by("item_id", maintain_order=True).agg(pl.col("tag").head(max_tags))
+            .rename({"tag": "tags"})
+        )
+        table = table.join(top, on="item_id", how="left", maintain_order="left")
+    else:
+        table = table.with_columns(pl.lit(None, dtype=pl.List(pl.Utf8)).alias("tags"))
+    bucket = (pl.col("year") // year_bucket * year_bucket).cast(pl.Utf8)
+    return table.select(
+        "item_id",
+        pl.col("genres").fill_null([]),
+        pl.col("tags").fill_null([]),
+        pl.when(pl.col("year").is_null()).then(pl.lit([], dtype=pl.List(pl.Utf8)))
+        .otherwise(pl.concat_list(bucket)).alias("year"),
+    )
+
+
+def _slots(values: list[list[str]], vocab: dict[str, int]) -> np.ndarray:
+    """items x max-list-length index matrix, padded with ``len(vocab)``."""
+    rows = [[vocab[v] for v in row if v in vocab] for row in values]
+    out = np.full((len(rows), max(1, max(map(len, rows), default=1))), len(vocab), np.int64)
+    for r, row in enumerate(rows):
+        out[r, : len(row)] = row
+    return out
+
+
+def skipgram_pairs(walks: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """All (centre, context) pairs within ``window`` of each other in the walks, both ways."""
+    centres, contexts = [], []
+    for offset in range(1, window + 1):
+        a, b = walks[:, :-offset].ravel(), walks[:, offset:].ravel()
+        ok = (a >= 0) & (b >= 0)
+        centres += [a[ok], b[ok]]
+        contexts += [b[ok], a[ok]]
+    return np.concatenate(centres), np.concatenate(contexts)
+
+
+class EGESModel(EmbeddingModel):
+    """EGES item embeddings (users: mean of their items) with cold-start vectors."""
+
+    name = "eges"
+    defaults: ClassVar[dict[str, Any]] = {
+        **EmbeddingModel.defaults, "similarity": "cosine",
+        "dim": 64, "weights": "item", "side_info": True, "num_walks": 10, "walk_length": 20,
+        "window": 3, "negatives": 5, "epochs": 3, "batch_size": 4096, "lr": 0.01,
+        "year_bucket": 5, "seed": 42, "device": "auto",
+    }
+
+    def fit(self, train: InteractionMatrix, dataset: Dataset | None = None) -> Self:
+        import torch
+
+        from embedlens.models.nets import EGESNet
+
+        p = self.params
+        if p["weights"] not in ("item", "global"):
+            raise DataError(f"eges weights must be 'item' or 'global', got {p['weights']!r}.")
+        torch.manual_seed(int(p["seed"]))
+        device = torch_device(p["device"])
+        g = sequence_graph(train)
+        walks = random_walks(g, int(p["num_walks"]), int(p["walk_length"]), weighted=False,
+                             seed=int(p["seed"]))
+        centre, context = skipgram_pairs(walks, int(p["window"]))
+        n = g.n_nodes
+        freq = np.bincount(walks[walks >= 0], minlength=n).astype(np.float64)
+        noise = torch.as_tensor(freq**0.75 + 1e-12, dtype=torch.float32, device=device)
+
+        self.vocab = {f: {} for f in FIELDS}
+        slots = {}
+        if p["side_info"]:
+            if dataset is None or dataset.items is None:
+                raise DataError("eges side information needs the movie table.")
+            side = pl.DataFrame({"item_id": g.ids}).join(
+                side_information(dataset.items, dataset.tags, int(p["year_bucket"])),
+                on="item_id", how="left", maintain_order="left",
+            )
+            for f in FIELDS:
+                values = side[f].fill_null([]).to_list()
+                self.vocab[f] = {v: k for k, v in enumerate(sorted({x for r in values for x in r}))}
+                if self.vocab[f]:
+                    slots[f] = _slots(values, self.vocab[f])
+        net = EGESNet(n, int(p["dim"]), {f: len(self.vocab[f]) for f in slots}, slots,
+                      per_item=p["weights"] == "item").to(device)
+        opt = torch.optim.Adam(net.parameters(), lr=float(p["lr"]))
+        c_t = torch.as_tensor(centre, dtype=torch.long, device=device)
+        x_t = torch.as_tensor(context, dtype=torch.long, device=device)
+        history: dict[str, list[float]] = {"loss": []}
+        bs, k = int(p["batch_size"]), int(p["negatives"])
+        pb = bar("eges", total=int(p["epochs"]), unit="epoch")
+        for _ in range(int(p["epochs"])):
+            perm = torch.randperm(c_t.numel(), device=device)
+            total = 0.0
+            for start in range(0, perm.numel(), bs):
+                idx = perm[start : start + bs]
+                h = net.embed(c_t[idx])
+                pos = (h * net.context(x_t[idx])).sum(-1)
+                neg_ids = torch.multinomial(noise, idx.numel() * k, replacement=True)
+                neg = (h[:, None, :] * net.context(neg_ids).view(idx.numel(), k, -1)).sum(-1)
+                loss = -(torch.nn.functional.logsigmoid(pos).mean()
+                         + torch.nn.functional.logsigmoid(-neg).sum(-1).mean())
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * idx.numel()
+            history["loss"].append(total / max(1, perm.numel()))
+            pb.update(1)
+        pb.close()
+        self.history = history
+        self._net = copy.deepcopy(net).cpu().eval()
+        vectors = self._net.export()
+        self.item_embeddings = Embeddings(g.ids, vectors, "item", item_metadata(dataset),
+                                          counts=freq.astype(np.int64))
+        return self
+
+    def field_weights(self) -> dict[str, float]:
+        """The average softmax weight of each field (id and side information)."""
+        return self._net.field_weights()
+
+    def coldstart(self, genres: list[str] | None = None, tags: list[str] | None = None,
+                  year: int | None = None) -> np.ndarray:
+        """A vector for an unseen movie from its side information alone."""
+        if not any(self.vocab[f] for f in FIELDS):
+            raise DataError("This EGES model was trained without side information.")
+        values = {
+            "genres": genres or [],
+            "tags": [t.strip().lower() for t in (tags or []) if t.strip()],
+            "year": [] if year is None else
+            [str(year // int(self.params["year_bucket"]) * int(self.params["year_bucket"]))],
+        }
+        known = {f: [v for v in values[f] if v in self.vocab[f]] for f in FIELDS}
+        if not any(known.values()):
+            given = ", ".join(f"{f}={values[f]}" for f in FIELDS if values[f])
+            raise DataError(f"None of the side information is known to the model ({given}).")
+        ids = {f: [self.vocab[f][v] for v in known[f]] for f in FIELDS}
+        return self._net.coldstart(ids)
+
+    def _save_state(self, directory: Path) -> None:
+        super()._save_state(directory)
+        state = {k: v.detach().cpu().numpy() for k, v in self._net.state_dict().items()}
+        np.savez(directory / "eges_net.npz", **state)
+        (directory / "eges_vocab.json").write_text(json.dumps(self.vocab))
+
+    def _load_state(self, directory: Path) -> None:
+        import torch
+
+        from embedlens.models.nets import EGESNet
+
+        super()._load_state(directory)
+        self.vocab = json.loads((directory / "eges_vocab.json").read_text())
+        with np.load(directory / "eges_net.npz", allow_pickle=False) as z:
+            state = {k: torch.as_tensor(z[k]) for k in z.files}
+        slots = {f: state[f"slots_{f}"].numpy() for f in FIELDS if f"slots_{f}" in state}
+        net = EGESNet(len(self.item_embeddings), self.item_embeddings.dim,
+                      {f: len(self.vocab[f]) for f in slots}, slots,
+                      per_item=self.params["weights"] == "item")
+        net.load_state_dict(state)
+        self._net = net.eval()
