@@ -104,3 +104,14 @@ def _iso(ts: int) -> str:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d")
+
+
+def top_tags(tags: pl.DataFrame, max_tags: int) -> pl.DataFrame:
+    """item_id -> its ``max_tags`` most used tags (lower-cased, stripped; ties by name)."""
+    return (
+        tags.select(ITEM, pl.col("tag").str.to_lowercase().str.strip_chars())
+        .filter(pl.col("tag") != "")
+        .group_by(ITEM, "tag").len()
+        .sort([ITEM, "len", "tag"], descending=[False, True, False])
+        .group_by(ITEM, maintain_order=True).agg(pl.col("tag").head(max_tags))
+    )

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import polars as pl
 
-from embedlens.data.dataset import Dataset
+from embedlens.data.dataset import Dataset, top_tags
 from embedlens.embeddings import Embeddings
 from embedlens.errors import DataError
 from embedlens.graphs import sequence_graph
@@ -39,15 +39,8 @@ def side_information(items: pl.DataFrame, tags: pl.DataFrame | None, year_bucket
     """item_id, genres, tags (lower-cased, stripped, most used first), year bucket label."""
     table = items.select("item_id", "genres", "year")
     if tags is not None and tags.height:
-        top = (
-            tags.select("item_id", pl.col("tag").str.to_lowercase().str.strip_chars())
-            .filter(pl.col("tag") != "")
-            .group_by("item_id", "tag").len()
-            .sort(["item_id", "len", "tag"], descending=[False, True, False])
-            .group_by("item_id", maintain_order=True).agg(pl.col("tag").head(max_tags))
-            .rename({"tag": "tags"})
-        )
-        table = table.join(top, on="item_id", how="left", maintain_order="left")
+        table = table.join(top_tags(tags, max_tags).rename({"tag": "tags"}), on="item_id",
+                           how="left", maintain_order="left")
     else:
         table = table.with_columns(pl.lit(None, dtype=pl.List(pl.Utf8)).alias("tags"))
     bucket = (pl.col("year") // year_bucket * year_bucket).cast(pl.Utf8)

@@ -51,6 +51,26 @@ def holdout(
     return part(~val), part(val)
 
 
+class EarlyStopping:
+    """Keeps the best network state by a validation score; says when to stop."""
+
+    def __init__(self, patience: int, higher_is_better: bool) -> None:
+        self.patience, self.sign = patience, 1.0 if higher_is_better else -1.0
+        self.best, self.state, self.waited = -np.inf, None, 0
+
+    def update(self, score: float, net) -> bool:
+        """Record an epoch's score; True when ``patience`` epochs passed without a gain."""
+        if self.sign * score > self.best:
+            self.best, self.state, self.waited = self.sign * score, copy.deepcopy(
+                net.state_dict()), 0
+            return False
+        self.waited += 1
+        return self.waited >= self.patience
+
+    def restore(self, net) -> None:
+        net.load_state_dict(self.state)
+
+
 def _genre_bags(train: InteractionMatrix, dataset: Dataset | None):
     """Per-item genre ids as (flat ids, offsets) for EmbeddingBag; None without genres."""
     if dataset is None or dataset.items is None:
@@ -113,7 +133,7 @@ class TwoTowerModel(EmbeddingModel):
         opt = torch.optim.Adam(net.parameters(), lr=float(p["lr"]),
                                weight_decay=float(p["weight_decay"]))
         val_users = np.flatnonzero(np.diff(val_m.indptr) > 0)
-        best, best_state, waited = -1.0, None, 0
+        stopper = EarlyStopping(int(p["patience"]), higher_is_better=True)
         history: dict[str, list[float]] = {"loss": [], "val_ndcg@10": []}
         pb = bar("two-tower", total=int(p["epochs"]), unit="epoch")
         for _ in range(int(p["epochs"])):
@@ -148,14 +168,10 @@ class TwoTowerModel(EmbeddingModel):
             score = self._validate(net, fit_m, val_m, val_users)
             history["val_ndcg@10"].append(score)
             pb.update(1)
-            if score > best:
-                best, best_state, waited = score, copy.deepcopy(net.state_dict()), 0
-            else:
-                waited += 1
-                if waited >= int(p["patience"]):
-                    break
+            if stopper.update(score, net):
+                break
         pb.close()
-        net.load_state_dict(best_state)
+        stopper.restore(net)
         self.history = history
         u_vec, i_vec = net.export()
         self.item_embeddings = Embeddings(train.items.ids, i_vec, "item", item_metadata(dataset))
@@ -210,7 +226,7 @@ class RatingModel(EmbeddingModel):
         opt = torch.optim.AdamW(net.parameters(), lr=float(p["lr"]),
                                 weight_decay=float(p["weight_decay"]))
         history: dict[str, list[float]] = {"loss": [], "val_rmse": []}
-        best, best_state, waited = np.inf, None, 0
+        stopper = EarlyStopping(int(p["patience"]), higher_is_better=False)
         pb = bar("rating-mf", total=int(p["epochs"]), unit="epoch")
         for _ in range(int(p["epochs"])):
             net.train()
@@ -230,14 +246,10 @@ class RatingModel(EmbeddingModel):
                     if vu.numel() else 0.0
             history["val_rmse"].append(val)
             pb.update(1)
-            if val < best:
-                best, best_state, waited = val, copy.deepcopy(net.state_dict()), 0
-            else:
-                waited += 1
-                if waited >= int(p["patience"]):
-                    break
+            if stopper.update(val, net):
+                break
         pb.close()
-        net.load_state_dict(best_state)
+        stopper.restore(net)
         self.history = history
         self.global_mean = mean
         self.item_embeddings = Embeddings(

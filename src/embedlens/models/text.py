@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import polars as pl
 
-from embedlens.data.dataset import Dataset
+from embedlens.data.dataset import Dataset, top_tags
 from embedlens.embeddings import Embeddings
 from embedlens.errors import DataError, EmbedlensError
 from embedlens.models.base import EmbeddingModel, item_metadata
@@ -37,14 +37,8 @@ def movie_texts(items: pl.DataFrame, tags: pl.DataFrame | None, max_tags: int = 
     """One text per row of ``items``: title (with year), genres, and its most used tags."""
     table = items.select("item_id", "title", "year", "genres")
     if tags is not None and tags.height:
-        top = (
-            tags.select("item_id", pl.col("tag").str.to_lowercase().str.strip_chars())
-            .filter(pl.col("tag") != "")
-            .group_by("item_id", "tag").len()
-            .sort(["item_id", "len", "tag"], descending=[False, True, False])
-            .group_by("item_id", maintain_order=True).agg(pl.col("tag").head(max_tags))
-        )
-        table = table.join(top, on="item_id", how="left", maintain_order="left")
+        table = table.join(top_tags(tags, max_tags), on="item_id", how="left",
+                           maintain_order="left")
     else:
         table = table.with_columns(pl.lit(None, dtype=pl.List(pl.Utf8)).alias("tag"))
     texts = []
