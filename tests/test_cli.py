@@ -131,3 +131,18 @@ def test_eges_coldstart_command(ml_dir, tmp_path):
     assert out.count("│ ") >= 5 and "Nearest to an unseen movie" in out
     proc = run("coldstart", str(run_dir), "--genres", "Nope", ok=False)
     assert proc.returncode == 2 and "None of the side information" in proc.stderr
+
+
+def test_recommend_and_export(ml_dir, tmp_path):
+    run_dir = tmp_path / "tt"
+    run("train", "two-tower", "--dataset", "ml-100k", "--data-dir", str(ml_dir), "--out",
+        str(run_dir), "-p", "epochs=2", "-p", "device=cpu")
+    out = run("recommend", str(run_dir), "--user", "42", "--k", "5").stdout
+    assert "Top 5 for user 42" in out and out.count("│ ") >= 5
+    proc = run("recommend", str(run_dir), "--user", "999999", ok=False)
+    assert proc.returncode == 2 and "Unknown user" in proc.stderr
+    files = run("export", str(run_dir), "--format", "projector").stdout
+    assert "items" in files and (run_dir / "export" / "items" / "metadata.tsv").is_file()
+    assert (run_dir / "export" / "users" / "embeddings.tsv").is_file()
+    proc = run("export", str(run_dir), "--format", "xml", ok=False)
+    assert proc.returncode == 2 and "Unknown export format" in proc.stderr

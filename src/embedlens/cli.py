@@ -210,6 +210,57 @@ def coldstart(
     console.print(table)
 
 
+@app.command()
+def recommend(
+    run: Annotated[Path, typer.Argument(help="Run directory.")],
+    user: Annotated[str, typer.Option("--user", help="User id (as in the dataset).")],
+    k: Annotated[int, typer.Option("--k", help="How many movies.")] = 10,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Top-K movies for a user from a run (the user's train movies excluded)."""
+    from embedlens.data import load_dataset
+    from embedlens.evaluate import EvalSplit
+    from embedlens.runs import load_run, resolve_dir
+
+    info, model = load_run(run)
+    ds = load_dataset(info.dataset, data_dir=resolve_dir(data_dir) or info.data_dir)
+    train = EvalSplit.prepare(ds, info.protocol).train
+    user_id: object = int(user) if user.lstrip("-").isdigit() else user
+    recs = model.recommend(train, [user_id], k)
+    titles = {} if ds.items is None else dict(
+        zip(ds.items["item_id"].to_list(), ds.items["title"].to_list(), strict=True))
+    table = Table(title=f"Top {k} for user {user} ({info.method}, {info.protocol} train)")
+    for col in ("rank", "id", "title", "score"):
+        table.add_column(col)
+    for row in recs.iter_rows(named=True):
+        table.add_row(str(row["rank"]), str(row["item_id"]), titles.get(row["item_id"], ""),
+                      f"{row['score']:.3f}")
+    console.print(table)
+
+
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="Run directory of an embedding method.")],
+    fmt: Annotated[str, typer.Option("--format", help="projector|parquet|numpy|word2vec|cleora")],
+    out: Annotated[Path | None, typer.Option("--out", help="Folder (default: RUN/export).")]
+    = None,
+) -> None:
+    """Write a run's item (and user) embeddings in another format."""
+    from embedlens.export import export as export_embeddings
+    from embedlens.models.base import EmbeddingModel
+    from embedlens.runs import load_run
+
+    info, model = load_run(run)
+    if not isinstance(model, EmbeddingModel):
+        raise EmbedlensError(f"{info.method} has no embeddings to export.")
+    target = out or run / "export"
+    written = export_embeddings(model._items(), fmt, target / "items")
+    if model.user_embeddings is not None:
+        written += export_embeddings(model.user_embeddings, fmt, target / "users")
+    for path in written:
+        console.print(str(path))
+
+
 def main() -> None:
     """Entry point: run the app, turning expected errors into one clear line (exit code 2)."""
     try:

@@ -63,7 +63,8 @@ def versions() -> dict[str, str]:
     }
 
 
-def _abs(data_dir: str | Path | None) -> str | None:
+def resolve_dir(data_dir: str | Path | None) -> str | None:
+    """An absolute path (runs record where their data came from), or None."""
     return str(Path(data_dir).expanduser().resolve()) if data_dir is not None else None
 
 
@@ -80,14 +81,14 @@ def train_run(
     """Fit ``method`` on ``protocol``'s train split of ``dataset`` and save it in ``out``."""
     cls = get_model_class(method)
     model = cls(**(params or {}))  # validates parameters before any loading
-    ds = loaded or load_dataset(dataset, data_dir=_abs(data_dir))
+    ds = loaded or load_dataset(dataset, data_dir=resolve_dir(data_dir))
     data = split or EvalSplit.prepare(ds, protocol)
     start = time.perf_counter()
     model.fit(data.train, data.train_dataset(ds))
     fit_seconds = time.perf_counter() - start
     out = Path(out)
     info = RunInfo(
-        method=method, dataset=dataset, protocol=protocol, data_dir=_abs(data_dir),
+        method=method, dataset=dataset, protocol=protocol, data_dir=resolve_dir(data_dir),
         params=model.params, fit_seconds=round(fit_seconds, 3), versions=versions(),
         created=time.strftime("%Y-%m-%dT%H:%M:%S"),
     )
@@ -136,7 +137,7 @@ def evaluate_run(
     run_dir = Path(run_dir)
     info, model = load_run(run_dir)
     protocol = protocol or info.protocol
-    ds = load_dataset(info.dataset, data_dir=_abs(data_dir) or info.data_dir)
+    ds = load_dataset(info.dataset, data_dir=resolve_dir(data_dir) or info.data_dir)
     report = evaluate_model(model, EvalSplit.prepare(ds, protocol), k)
     report["method"] = info.method
     report["dataset"] = info.dataset
@@ -169,7 +170,7 @@ def evaluate_file(
     is_cleora = len(header) == 2 and header[1].isdigit() and len(first) == int(header[1]) + 2
     reader = from_cleora if is_cleora else from_word2vec
     items = reader(path, "item", strip_prefix)
-    ds = load_dataset(dataset, data_dir=_abs(data_dir))
+    ds = load_dataset(dataset, data_dir=resolve_dir(data_dir))
     if items.metadata is None and ds.items is not None:
         items.metadata = ds.items.select("item_id", "title", "genres")
     model = ImportedModel.from_embeddings(items, similarity=similarity)
