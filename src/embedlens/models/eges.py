@@ -26,7 +26,7 @@ from embedlens.embeddings import Embeddings
 from embedlens.errors import DataError
 from embedlens.graphs import sequence_graph
 from embedlens.models.base import EmbeddingModel, item_metadata
-from embedlens.models.neural import torch_device
+from embedlens.models.neural import torch_device, train_epoch
 from embedlens.prep.encoding import InteractionMatrix
 from embedlens.progress import bar
 from embedlens.walks import random_walks
@@ -124,22 +124,16 @@ class EGESModel(EmbeddingModel):
         history: dict[str, list[float]] = {"loss": []}
         bs, k = int(p["batch_size"]), int(p["negatives"])
         pb = bar("eges", total=int(p["epochs"]), unit="epoch")
+        def batch_loss(idx):
+            h = net.embed(c_t[idx])
+            pos = (h * net.context(x_t[idx])).sum(-1)
+            neg_ids = torch.multinomial(noise, idx.numel() * k, replacement=True)
+            neg = (h[:, None, :] * net.context(neg_ids).view(idx.numel(), k, -1)).sum(-1)
+            return -(torch.nn.functional.logsigmoid(pos).mean()
+                     + torch.nn.functional.logsigmoid(-neg).sum(-1).mean())
+
         for _ in range(int(p["epochs"])):
-            perm = torch.randperm(c_t.numel(), device=device)
-            total = 0.0
-            for start in range(0, perm.numel(), bs):
-                idx = perm[start : start + bs]
-                h = net.embed(c_t[idx])
-                pos = (h * net.context(x_t[idx])).sum(-1)
-                neg_ids = torch.multinomial(noise, idx.numel() * k, replacement=True)
-                neg = (h[:, None, :] * net.context(neg_ids).view(idx.numel(), k, -1)).sum(-1)
-                loss = -(torch.nn.functional.logsigmoid(pos).mean()
-                         + torch.nn.functional.logsigmoid(-neg).sum(-1).mean())
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * idx.numel()
-            history["loss"].append(total / max(1, perm.numel()))
+            history["loss"].append(train_epoch(c_t.numel(), bs, device, opt, batch_loss))
             pb.update(1)
         pb.close()
         self.history = history

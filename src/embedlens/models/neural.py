@@ -51,6 +51,23 @@ def holdout(
     return part(~val), part(val)
 
 
+def train_epoch(n_rows: int, batch_size: int, device, opt, batch_loss) -> float:
+    """One pass over ``n_rows`` training rows in random mini-batches (index slices of one
+    ``randperm``): ``batch_loss(idx)`` gives each batch's loss; returns the mean loss."""
+    import torch
+
+    perm = torch.randperm(n_rows, device=device)
+    total = 0.0
+    for start in range(0, n_rows, batch_size):
+        idx = perm[start : start + batch_size]
+        loss = batch_loss(idx)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        total += float(loss.detach()) * idx.numel()
+    return total / max(1, n_rows)
+
+
 class EarlyStopping:
     """Keeps the best network state by a validation score; says when to stop."""
 
@@ -136,35 +153,29 @@ class TwoTowerModel(EmbeddingModel):
         stopper = EarlyStopping(int(p["patience"]), higher_is_better=True)
         history: dict[str, list[float]] = {"loss": [], "val_ndcg@10": []}
         pb = bar("two-tower", total=int(p["epochs"]), unit="epoch")
+
+        def batch_loss(idx):
+            u, i = users_t[idx], items_t[idx]
+            uv, iv = net.users(u), net.items(i)
+            if p["loss"] == "softmax":
+                logits = (uv @ iv.T) / float(p["temperature"]) - log_q[i][None, :]
+                # the same item twice in a batch is a positive, not a negative
+                same = (i[None, :] == i[:, None]) & ~torch.eye(
+                    i.numel(), dtype=torch.bool, device=device)
+                return torch.nn.functional.cross_entropy(
+                    logits.masked_fill(same, -1e9), torch.arange(i.numel(), device=device))
+            k = int(p["negatives"])
+            neg = torch.multinomial(neg_p, i.numel() * k, replacement=True).view(-1, k)
+            pos_s = (uv * iv).sum(-1)
+            neg_s = (uv[:, None, :] * net.items(neg)).sum(-1)
+            return torch.nn.functional.binary_cross_entropy_with_logits(
+                torch.cat([pos_s[:, None], neg_s], 1),
+                torch.cat([torch.ones_like(pos_s[:, None]), torch.zeros_like(neg_s)], 1))
+
         for _ in range(int(p["epochs"])):
             net.train()
-            perm = torch.randperm(users_t.numel(), device=device)
-            total = 0.0
-            for start in range(0, perm.numel(), int(p["batch_size"])):
-                idx = perm[start : start + int(p["batch_size"])]
-                u, i = users_t[idx], items_t[idx]
-                uv, iv = net.users(u), net.items(i)
-                if p["loss"] == "softmax":
-                    logits = (uv @ iv.T) / float(p["temperature"]) - log_q[i][None, :]
-                    # the same item twice in a batch is a positive, not a negative
-                    logits = logits.masked_fill((i[None, :] == i[:, None]) &
-                                                ~torch.eye(i.numel(), dtype=torch.bool,
-                                                           device=device), -1e9)
-                    loss = torch.nn.functional.cross_entropy(
-                        logits, torch.arange(i.numel(), device=device))
-                else:
-                    k = int(p["negatives"])
-                    neg = torch.multinomial(neg_p, i.numel() * k, replacement=True).view(-1, k)
-                    pos_s = (uv * iv).sum(-1)
-                    neg_s = (uv[:, None, :] * net.items(neg)).sum(-1)
-                    loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                        torch.cat([pos_s[:, None], neg_s], 1),
-                        torch.cat([torch.ones_like(pos_s[:, None]), torch.zeros_like(neg_s)], 1))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * idx.numel()
-            history["loss"].append(total / max(1, perm.numel()))
+            history["loss"].append(
+                train_epoch(users_t.numel(), int(p["batch_size"]), device, opt, batch_loss))
             score = self._validate(net, fit_m, val_m, val_users)
             history["val_ndcg@10"].append(score)
             pb.update(1)
@@ -228,18 +239,13 @@ class RatingModel(EmbeddingModel):
         history: dict[str, list[float]] = {"loss": [], "val_rmse": []}
         stopper = EarlyStopping(int(p["patience"]), higher_is_better=False)
         pb = bar("rating-mf", total=int(p["epochs"]), unit="epoch")
+        def batch_loss(idx):
+            return torch.nn.functional.mse_loss(net(u[idx], i[idx]), r[idx])
+
         for _ in range(int(p["epochs"])):
             net.train()
-            perm = torch.randperm(u.numel(), device=device)
-            total = 0.0
-            for start in range(0, perm.numel(), int(p["batch_size"])):
-                idx = perm[start : start + int(p["batch_size"])]
-                loss = torch.nn.functional.mse_loss(net(u[idx], i[idx]), r[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * idx.numel()
-            history["loss"].append(total / max(1, perm.numel()))
+            history["loss"].append(
+                train_epoch(u.numel(), int(p["batch_size"]), device, opt, batch_loss))
             net.eval()
             with torch.no_grad():
                 val = float(torch.sqrt(torch.nn.functional.mse_loss(net(vu, vi), vr))) \
