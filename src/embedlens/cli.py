@@ -108,6 +108,17 @@ def _metrics_table(report: dict[str, Any], title: str) -> Table:
     return table
 
 
+def _neighbours_table(title: str, neighbours: Any) -> Table:
+    """A table of an ``Embeddings.similar_by_vector``/``most_similar`` result."""
+    table = Table(title=title)
+    for col in ("id", "title", "genres", "score"):
+        table.add_column(col)
+    for row in neighbours.iter_rows(named=True):
+        genres = "|".join(row.get("genres") or [])
+        table.add_row(str(row["id"]), row.get("title") or "", genres, f"{row['score']:.3f}")
+    return table
+
+
 @app.command()
 def train(
     method: Annotated[str, typer.Argument(help="Method or baseline: pop, ease, random, als …")],
@@ -175,13 +186,8 @@ def similar(
     if not isinstance(model, EmbeddingModel):
         raise EmbedlensError(f"{info.method} has no item embeddings to compare movies with.")
     key = model._items().resolve(movie)
-    table = Table(title=f"Nearest to {model._items().title_of(key) or key} ({info.method})")
-    for col in ("id", "title", "genres", "score"):
-        table.add_column(col)
-    for row in model.similar_items(key, k).iter_rows(named=True):
-        genres = "|".join(row.get("genres") or [])
-        table.add_row(str(row["id"]), row.get("title") or "", genres, f"{row['score']:.3f}")
-    console.print(table)
+    title = f"Nearest to {model._items().title_of(key) or key} ({info.method})"
+    console.print(_neighbours_table(title, model.similar_items(key, k)))
 
 
 @app.command()
@@ -201,13 +207,8 @@ def coldstart(
     vector = model.coldstart(
         [g for g in genres.split("|") if g], [t for t in tags.split(",") if t], year
     )
-    table = Table(title=f"Nearest to an unseen movie (genres={genres!r}, tags={tags!r})")
-    for col in ("id", "title", "genres", "score"):
-        table.add_column(col)
-    for row in model._items().similar_by_vector(vector, k).iter_rows(named=True):
-        genres_s = "|".join(row.get("genres") or [])
-        table.add_row(str(row["id"]), row.get("title") or "", genres_s, f"{row['score']:.3f}")
-    console.print(table)
+    title = f"Nearest to an unseen movie (genres={genres!r}, tags={tags!r})"
+    console.print(_neighbours_table(title, model._items().similar_by_vector(vector, k)))
 
 
 @app.command()
