@@ -1,7 +1,11 @@
-"""Methods and baselines on every protocol, with 95% CIs (default parameters).
+"""Leaderboards: ``embedlens run`` on every protocol of each dataset, with 95% CIs.
+
+Each (dataset, protocol) is one ``embedlens run`` (same code path as the command line),
+written to ``OUT/<dataset>-<protocol>/`` with its report.html; the tables print as Markdown.
 
 Usage: python benchmarks/leaderboard.py [--datasets ml-100k,ml-latest-small]
-           [--methods random,pop,ease,als] [--ease-lambda 100]
+           [--methods all] [--baselines random,pop,ease,als] [--protocols all]
+           [--ease-lambda 100] [--out runs/leaderboards]
 """
 
 from __future__ import annotations
@@ -10,9 +14,8 @@ import argparse
 import time
 
 from _common import ML_DIR, print_table
-from embedlens.data import load_movielens
-from embedlens.evaluate import EvalSplit, evaluate_model
-from embedlens.models import get_model_class
+from embedlens.config import RunConfig
+from embedlens.pipeline import ranked, run_all
 from embedlens.prep.protocols import PROTOCOLS
 from embedlens.progress import set_quiet
 
@@ -20,32 +23,36 @@ from embedlens.progress import set_quiet
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--datasets", default="ml-100k,ml-latest-small")
-    ap.add_argument("--methods", default="random,pop,ease,als")
+    ap.add_argument("--methods", default="all")
+    ap.add_argument("--baselines", default="random,pop,ease,als")
+    ap.add_argument("--protocols", default="all")
     ap.add_argument("--ease-lambda", type=float, default=None,
                     help="EASE lambda (default: the model's own default)")
+    ap.add_argument("--out", default="runs/leaderboards")
     args = ap.parse_args()
     set_quiet(True)
+    protocols = list(PROTOCOLS) if args.protocols == "all" else args.protocols.split(",")
     for name in args.datasets.split(","):
-        ds = load_movielens(name, data_dir=ML_DIR)
         rows = []
-        for protocol in PROTOCOLS:
-            data = EvalSplit.prepare(ds, protocol)
-            for method in args.methods.split(","):
-                params = {}
-                if method == "ease" and args.ease_lambda:
-                    params["lambda"] = args.ease_lambda
-                start = time.perf_counter()
-                model = get_model_class(method)(**params).fit(data.train, data.train_dataset(ds))
-                model_seconds = time.perf_counter() - start
-                r = evaluate_model(model, data)
+        for protocol in protocols:
+            params = {"ease": {"lambda": args.ease_lambda}} if args.ease_lambda else {}
+            cfg = RunConfig(dataset=name, data_dir=str(ML_DIR), protocol=protocol,
+                            methods=args.methods, baselines=args.baselines, params=params)
+            start = time.perf_counter()
+            result = run_all(cfg, f"{args.out}/{name}-{protocol}", force=True)
+            print(f"{name} {protocol}: {time.perf_counter() - start:.0f} s", flush=True)
+            for r in ranked(result.rows, cfg.k):
                 rows.append({
-                    "protocol": protocol, "method": method, "users": r["n_users"],
-                    "fit s": round(model_seconds, 1),
+                    "protocol": protocol, "method": r["method"], "users": r["n_users"],
+                    "fit s": round(r["fit_seconds"], 1),
                     "NDCG@10": f"{r['ndcg@10']:.4f} ± {r['ndcg@10_ci95']:.4f}",
                     "HR@10": f"{r['hitrate@10']:.4f} ± {r['hitrate@10_ci95']:.4f}",
                     "MRR@10": f"{r['mrr@10']:.4f}", "Recall@10": f"{r['recall@10']:.4f}",
                     "MAP@10": f"{r['map@10']:.4f}", "Cov@10": f"{r['coverage@10']:.4f}",
                 })
+            rows += [{"protocol": protocol, "method": f"{m} FAILED", **dict.fromkeys(
+                ("users", "fit s", "NDCG@10", "HR@10", "MRR@10", "Recall@10", "MAP@10",
+                 "Cov@10"), "")} for m in result.failed]
         print_table(rows, f"{args.methods} on {name}")
 
 

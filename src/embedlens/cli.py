@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -119,6 +120,66 @@ def _neighbours_table(title: str, neighbours: Any) -> Table:
     return table
 
 
+MethodOpt = Annotated[
+    str | None,
+    typer.Option("--method", "-m", help="Which method of a full run (default: the best "
+                 "on its leaderboard that can answer)."),
+]
+
+
+@app.command()
+def run(
+    out: Annotated[Path, typer.Option("--out", help="Run directory to write.")],
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", help="Variant or log path [default: ml-100k].")
+    ] = None,
+    protocol: ProtocolOpt = None,
+    methods: Annotated[
+        str | None, typer.Option("--methods", help="'all' or e.g. cleora,two-tower.")
+    ] = None,
+    baselines: Annotated[
+        str | None, typer.Option("--baselines", help="Default random,pop,ease; '' for none.")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML config (options given here win).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of every method.")] = None,
+    k: Annotated[int | None, typer.Option("--k", help="Cut-off of the metrics.")] = None,
+    data_dir: DataDirOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a previous run in OUT.")]
+    = False,
+) -> None:
+    """Train every method and baseline on one split; write the leaderboard and report.html."""
+    from dataclasses import replace
+
+    from embedlens.config import RunConfig
+    from embedlens.pipeline import ranked, run_all
+
+    base = RunConfig.from_toml(config) if config else RunConfig()
+    given = {
+        "dataset": dataset, "protocol": protocol, "methods": methods, "baselines": baselines,
+        "seed": seed, "k": k, "data_dir": str(data_dir) if data_dir else None,
+    }
+    cfg = replace(base, **{key: v for key, v in given.items() if v is not None})
+    result = run_all(cfg, out, force=force)
+    table = Table(title=f"{cfg.dataset}, {cfg.protocol}: metrics @{cfg.k}, baselines dimmed",
+                  box=box.SIMPLE_HEAD)
+    for col in ("#", "method", "NDCG", "± 95% CI", "HitRate", "MRR", "Recall", "fit s"):
+        table.add_column(col, justify="left" if col == "method" else "right")
+    for rank, r in enumerate(ranked(result.rows, cfg.k), 1):
+        at = {m: f"{r[f'{m}@{cfg.k}']:.4f}" for m in ("ndcg", "hitrate", "mrr", "recall")}
+        table.add_row(
+            str(rank), r["method"], at["ndcg"], f"{r[f'ndcg@{cfg.k}_ci95']:.4f}",
+            at["hitrate"], at["mrr"], at["recall"], f"{r['fit_seconds']:.1f}",
+            style="dim" if r["role"] == "baseline" else None,
+        )
+    console.print(table)
+    console.print(f"{len(result.rows)} methods in {result.seconds:.0f} s → {out / 'report.html'}")
+    if result.failed:
+        console.print(f"[bold red]Failed:[/] {', '.join(result.failed)} (see leaderboard.md)")
+        raise typer.Exit(1)
+
+
 @app.command()
 def train(
     method: Annotated[str, typer.Argument(help="Method or baseline: pop, ease, random, als …")],
@@ -174,15 +235,17 @@ def evaluate(
 
 @app.command()
 def similar(
-    run: Annotated[Path, typer.Argument(help="Run directory of an embedding method.")],
+    run: Annotated[Path, typer.Argument(help="Run directory (one method, or a full run).")],
     movie: Annotated[str, typer.Argument(help="Movie title (case and year optional) or id.")],
     k: Annotated[int, typer.Option("--k", help="How many neighbours.")] = 10,
+    method: MethodOpt = None,
 ) -> None:
     """List the movies nearest to a movie in a run's embedding space."""
     from embedlens.models.base import EmbeddingModel
+    from embedlens.pipeline import method_dir
     from embedlens.runs import load_run
 
-    info, model = load_run(run)
+    info, model = load_run(method_dir(run, method, "embeddings"))
     if not isinstance(model, EmbeddingModel):
         raise EmbedlensError(f"{info.method} has no item embeddings to compare movies with.")
     key = model._items().resolve(movie)
@@ -192,16 +255,18 @@ def similar(
 
 @app.command()
 def coldstart(
-    run: Annotated[Path, typer.Argument(help="Run directory of an EGES model.")],
+    run: Annotated[Path, typer.Argument(help="Run directory of EGES, or a full run.")],
     genres: Annotated[str, typer.Option("--genres", help='e.g. "Action|Adventure|Sci-Fi"')] = "",
     tags: Annotated[str, typer.Option("--tags", help='e.g. "marvel,superhero"')] = "",
     year: Annotated[int | None, typer.Option("--year", help="Release year.")] = None,
     k: Annotated[int, typer.Option("--k", help="How many neighbours.")] = 10,
+    method: MethodOpt = None,
 ) -> None:
     """Embed a movie nobody has rated from its side information; list its neighbours."""
+    from embedlens.pipeline import method_dir
     from embedlens.runs import load_run
 
-    info, model = load_run(run)
+    info, model = load_run(method_dir(run, method, "coldstart"))
     if not hasattr(model, "coldstart"):
         raise EmbedlensError(f"{info.method} cannot embed unseen movies; train eges.")
     vector = model.coldstart(
@@ -213,17 +278,19 @@ def coldstart(
 
 @app.command()
 def recommend(
-    run: Annotated[Path, typer.Argument(help="Run directory.")],
+    run: Annotated[Path, typer.Argument(help="Run directory (one method, or a full run).")],
     user: Annotated[str, typer.Option("--user", help="User id (as in the dataset).")],
     k: Annotated[int, typer.Option("--k", help="How many movies.")] = 10,
     data_dir: DataDirOpt = None,
+    method: MethodOpt = None,
 ) -> None:
     """Top-K movies for a user from a run (the user's train movies excluded)."""
     from embedlens.data import load_dataset
     from embedlens.evaluate import EvalSplit
+    from embedlens.pipeline import method_dir
     from embedlens.runs import load_run, resolve_dir
 
-    info, model = load_run(run)
+    info, model = load_run(method_dir(run, method, "any"))
     ds = load_dataset(info.dataset, data_dir=resolve_dir(data_dir) or info.data_dir)
     train = EvalSplit.prepare(ds, info.protocol).train
     user_id: object = int(user) if user.lstrip("-").isdigit() else user
@@ -241,25 +308,32 @@ def recommend(
 
 @app.command()
 def export(
-    run: Annotated[Path, typer.Argument(help="Run directory of an embedding method.")],
+    run: Annotated[Path, typer.Argument(help="Run directory (one method, or a full run).")],
     fmt: Annotated[str, typer.Option("--format", help="projector|parquet|numpy|word2vec|cleora")],
     out: Annotated[Path | None, typer.Option("--out", help="Folder (default: RUN/export).")]
     = None,
+    method: Annotated[
+        str | None, typer.Option("--method", "-m", help="One method of a full run "
+                                 "(default: every embedding method, one folder each).")
+    ] = None,
 ) -> None:
-    """Write a run's item (and user) embeddings in another format."""
+    """Write a run's item and user embeddings in another format."""
     from embedlens.export import export as export_embeddings
     from embedlens.models.base import EmbeddingModel
+    from embedlens.pipeline import embedding_runs
     from embedlens.runs import load_run
 
-    info, model = load_run(run)
-    if not isinstance(model, EmbeddingModel):
-        raise EmbedlensError(f"{info.method} has no embeddings to export.")
     target = out or run / "export"
-    written = export_embeddings(model._items(), fmt, target / "items")
-    if model.user_embeddings is not None:
-        written += export_embeddings(model.user_embeddings, fmt, target / "users")
-    for path in written:
-        console.print(str(path))
+    for sub in embedding_runs(run, method):
+        info, model = load_run(sub)
+        if not isinstance(model, EmbeddingModel):
+            raise EmbedlensError(f"{info.method} has no embeddings to export.")
+        folder = target if sub == run else target / info.method
+        written = export_embeddings(model._items(), fmt, folder / "items")
+        if model.user_embeddings is not None:
+            written += export_embeddings(model.user_embeddings, fmt, folder / "users")
+        for path in written:
+            console.print(str(path))
 
 
 def main() -> None:

@@ -52,15 +52,17 @@ class RunInfo:
 
 
 def versions() -> dict[str, str]:
-    """Versions that decide a run's numbers."""
-    import numpy
-    import polars
-    import scipy
+    """Versions of the packages that decide a run's numbers (those installed)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    return {
-        "embedlens": __version__, "python": platform.python_version(),
-        "numpy": numpy.__version__, "scipy": scipy.__version__, "polars": polars.__version__,
-    }
+    found = {"embedlens": __version__, "python": platform.python_version()}
+    for package in ("numpy", "scipy", "polars", "numba", "torch", "gensim",
+                    "sentence-transformers", "implicit"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return found
 
 
 def resolve_dir(data_dir: str | Path | None) -> str | None:
@@ -138,12 +140,19 @@ def evaluate_run(
     info, model = load_run(run_dir)
     protocol = protocol or info.protocol
     ds = load_dataset(info.dataset, data_dir=resolve_dir(data_dir) or info.data_dir)
-    report = evaluate_model(model, EvalSplit.prepare(ds, protocol), k)
+    return score_run(run_dir, info, model, EvalSplit.prepare(ds, protocol), k)
+
+
+def score_run(
+    run_dir: Path, info: RunInfo, model: Model, data: EvalSplit, k: int = 10
+) -> dict[str, Any]:
+    """Evaluate a fitted run's model on ``data``; write ``evaluation-<protocol>.json``."""
+    report = evaluate_model(model, data, k)
     report["method"] = info.method
     report["dataset"] = info.dataset
     report["trained_on"] = info.protocol
     report["fit_seconds"] = info.fit_seconds
-    (run_dir / f"evaluation-{protocol}.json").write_text(json.dumps(report, indent=2))
+    (run_dir / f"evaluation-{data.protocol}.json").write_text(json.dumps(report, indent=2))
     return report
 
 
