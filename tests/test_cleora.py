@@ -14,14 +14,15 @@ def l2(x):
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-@pytest.fixture
-def hypergraph():
+@pytest.fixture(params=[8, 150], ids=["d8", "d150"])
+def hypergraph(request):
+    """A random hypergraph and start vectors; d150 spans three column blocks (64+64+22)."""
     rng = np.random.default_rng(0)
     dense = (rng.random((30, 12)) < 0.3).astype(np.float32)
     dense[dense.sum(1) == 0, 0] = 1
     dense[0, dense.sum(0) == 0] = 1  # every item in some hyperedge
     b = sp.csr_matrix(dense)
-    return b, rng.uniform(-1, 1, size=(12, 8)).astype(np.float32)
+    return b, rng.uniform(-1, 1, size=(12, request.param)).astype(np.float32)
 
 
 def test_clique_left_markov_equals_explicit_matrix(hypergraph):
@@ -115,3 +116,31 @@ def test_bad_parameters(ml100k):
         get_model_class("cleora")(expansion="triangle").fit(data.train)
     with pytest.raises(DataError, match="min_rating"):
         get_model_class("cleora")(min_rating=6).fit(data.train)
+
+
+def test_pattern_incidence_sorts_dedups_and_maps_ids():
+    from embedlens.prep.encoding import pattern_incidence
+
+    users = np.array([50, 50, 90, 50, 90, 70, 50], dtype=np.int32)
+    items = np.array([300, 100, 100, 300, 200, 200, 100], dtype=np.int64)
+    b, user_ids, item_ids = pattern_incidence(users, items)
+    assert user_ids.tolist() == [50, 70, 90] and item_ids.tolist() == [100, 200, 300]
+    assert b.toarray().tolist() == [[1, 0, 1], [0, 1, 0], [1, 1, 0]]  # repeats counted once
+    assert b.indices.dtype == np.int32 and b.data.strides == (0,)
+    with pytest.raises(DataError, match="integer"):
+        pattern_incidence(np.array(["a"]), np.array([1]))
+    with pytest.raises(DataError, match="empty"):
+        pattern_incidence(np.array([], dtype=int), np.array([], dtype=int))
+
+
+def test_fit_log_equals_fit_on_the_encoded_log(ml100k):
+    from embedlens.prep.encoding import InteractionMatrix
+
+    df = ml100k.interactions
+    params = {"expansion": "clique", "iterations": 3, "post": "none", "dim": 96}
+    model = get_model_class("cleora")
+    full = model(**params).fit(InteractionMatrix.from_frame(df)).item_embeddings
+    lean = model(**params).fit_log(df["user_id"].to_numpy(), df["item_id"].to_numpy())
+    lean = lean.item_embeddings
+    assert np.array_equal(full.ids, lean.ids) and np.array_equal(full.counts, lean.counts)
+    assert np.allclose(full.vectors, lean.vectors, atol=1e-6)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
@@ -178,3 +179,100 @@ def _csr_order(
     kept_before = np.zeros(perm.size + 1, dtype=np.int64)
     np.cumsum(keep, out=kept_before[1:])
     return kept_before[indptr], perm[keep]
+
+
+#: Integer ids spanning at most this many values are mapped by a dense lookup table.
+_MAX_ID_SPAN = 1 << 28
+
+
+@njit(cache=True)
+def _presence_codes(values, base, span):  # pragma: no cover - numba
+    """Dense codes for the distinct values (in sorted order) via a presence table: no sort
+    and no per-row code array."""
+    lut = np.full(span, -1, dtype=np.int32)
+    for k in range(values.size):
+        lut[values[k] - base] = 0
+    n = 0
+    for v in range(span):
+        if lut[v] == 0:
+            lut[v] = n
+            n += 1
+    ids = np.empty(n, dtype=np.int64)
+    for v in range(span):
+        if lut[v] >= 0:
+            ids[lut[v]] = v + base
+    return lut, ids
+
+
+@njit(cache=True)
+def _pattern_rows(u, i, lut_u, base_u, lut_i, base_i, n_rows):  # pragma: no cover - numba
+    """Counting sort of the (row, column) pairs into CSR order, codes looked up on the fly."""
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    for k in range(u.size):
+        indptr[lut_u[u[k] - base_u] + 1] += 1
+    for r in range(n_rows):
+        indptr[r + 1] += indptr[r]
+    fill = indptr[:-1].copy()
+    indices = np.empty(u.size, dtype=np.int32)
+    for k in range(u.size):
+        r = lut_u[u[k] - base_u]
+        indices[fill[r]] = lut_i[i[k] - base_i]
+        fill[r] += 1
+    return indptr, indices
+
+
+@njit(parallel=True, cache=True)
+def _dedup_rows(indptr, indices, n_cols, kept, n_chunks):  # pragma: no cover - numba
+    """Drop repeated columns within each row in place (first occurrence kept, log order
+    otherwise), in O(entries): each thread stamps the columns its current row has seen."""
+    n_rows = indptr.size - 1
+    for c in prange(n_chunks):
+        seen = np.full(n_cols, -1, dtype=np.int64)
+        for r in range(c * n_rows // n_chunks, (c + 1) * n_rows // n_chunks):
+            lo, n = indptr[r], 0
+            for p in range(lo, indptr[r + 1]):
+                col = indices[p]
+                if seen[col] != r:
+                    seen[col] = r
+                    indices[lo + n] = col
+                    n += 1
+            kept[r] = n
+
+
+def pattern_incidence(
+    users: np.ndarray, items: np.ndarray
+) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """The users x items 0/1 matrix of a large log, lean: integer ids only, int32 column
+    indices, one entry per distinct pair, and no rating, time or per-row index arrays.
+
+    Returns the matrix (float32 ones, read-only; rows follow ``user_ids``, columns
+    ``item_ids``, both sorted; within a row, columns keep the log's order) and the two id
+    arrays. ~4 bytes per rating beyond the inputs, against ~40 for
+    :meth:`InteractionMatrix.from_frame`, which keeps ratings and times for every method.
+    """
+    users, items = np.asarray(users), np.asarray(items)
+    if users.shape != items.shape or users.ndim != 1:
+        raise DataError("users and items must be 1-D arrays of the same length.")
+    if users.size == 0:
+        raise DataError("Cannot build an incidence matrix from an empty log.")
+    if not (np.issubdtype(users.dtype, np.integer) and np.issubdtype(items.dtype, np.integer)):
+        raise DataError("pattern_incidence needs integer user and item ids.")
+    luts = []
+    for values in (users, items):
+        base, top = int(values.min()), int(values.max())
+        if top - base >= _MAX_ID_SPAN:
+            raise DataError(f"Ids span {top - base + 1:,} values; re-number them first.")
+        luts.append((*_presence_codes(values, base, top - base + 1), base))
+    (lut_u, user_ids, base_u), (lut_i, item_ids, base_i) = luts
+    indptr, indices = _pattern_rows(users, items, lut_u, base_u, lut_i, base_i, user_ids.size)
+    kept = np.empty(user_ids.size, dtype=np.int64)
+    _dedup_rows(indptr, indices, item_ids.size, kept, max(1, min(8, numba.get_num_threads())))
+    if kept.sum() != indices.size:  # repeated pairs: compact the rows
+        new_ptr = np.zeros_like(indptr)
+        np.cumsum(kept, out=new_ptr[1:])
+        mask = np.arange(indices.size) - np.repeat(indptr[:-1], np.diff(indptr)) < np.repeat(
+            kept, np.diff(indptr))
+        indptr, indices = new_ptr, indices[mask]
+    ones = np.broadcast_to(np.float32(1.0), indices.shape)  # no 4-byte-per-entry data array
+    b = sp.csr_matrix((ones, indices, indptr), shape=(user_ids.size, item_ids.size), copy=False)
+    return b, user_ids, item_ids
