@@ -203,6 +203,9 @@ def test_queries_over_the_full_run(full_run, tmp_path):
     run("export", str(out), "--format", "word2vec", "--out", str(tmp_path / "exp"))
     exported = {p.parent.parent.name for p in (tmp_path / "exp").rglob("*.txt")}
     assert exported == set(ALL_METHODS)
+    scored = run("evaluate", str(out), "--method", "cleora", "--protocol", "user-time-0.2").stdout
+    assert "cleora on user-time-0.2" in scored
+    assert (out / "cleora" / "evaluation-user-time-0.2.json").is_file()
     proc = run("similar", str(out), "star wars", "--method", "ease", ok=False)
     assert proc.returncode == 2 and "ease is not a successful method" in proc.stderr
 

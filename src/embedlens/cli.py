@@ -213,8 +213,11 @@ def evaluate(
         str | None, typer.Option("--dataset", help="Dataset (needed for an embeddings file).")
     ] = None,
     k: Annotated[int, typer.Option("--k", help="Cut-off of the metrics.")] = 10,
+    method: MethodOpt = None,
 ) -> None:
-    """Score a run's embeddings (or a Cleora .out file) and write evaluation-<protocol>.json."""
+    """Score a run (one method's, or a method of a full run) or a Cleora .out file, and write
+    evaluation-<protocol>.json."""
+    from embedlens.pipeline import method_dir
     from embedlens.prep.protocols import DEFAULT_PROTOCOL
     from embedlens.runs import evaluate_file, evaluate_run
 
@@ -223,7 +226,7 @@ def evaluate(
             raise EmbedlensError(f"Evaluating the file {run.name} needs --dataset.")
         report = evaluate_file(run, dataset, protocol or DEFAULT_PROTOCOL, data_dir, k)
     else:
-        report = evaluate_run(run, protocol, data_dir, k)
+        report = evaluate_run(method_dir(run, method, "any"), protocol, data_dir, k)
     title = f"{report['method']} on {report['protocol']} ({report['n_users']:,} users)"
     console.print(_metrics_table(report, title))
     if report.get("trained_on") not in (None, report["protocol"]):
