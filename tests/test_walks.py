@@ -119,3 +119,23 @@ def test_skipgram_separates_two_communities():
     v = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     sim = v @ v.T
     assert sim[:20, :20].mean() > sim[:20, 20:].mean() + 0.3
+
+
+def test_pmi_svd_separates_two_communities_and_is_deterministic():
+    from embedlens.skipgram import walk_pmi_svd
+
+    block = np.zeros((40, 40))
+    block[:20, :20] = block[20:, 20:] = 1
+    np.fill_diagonal(block, 0)
+    block[0, 20] = block[20, 0] = 1  # one bridge, so walks cross now and then
+    walks = random_walks(_graph(block), 10, 20, seed=0)
+    vectors, found = walk_pmi_svd(walks, 40, dim=8, window=3, seed=0)
+    assert found.all() and vectors.shape == (40, 8)
+    v = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    sim = v @ v.T
+    assert sim[:20, :20].mean() > sim[:20, 20:].mean() + 0.3
+    again, _ = walk_pmi_svd(walks, 40, dim=8, window=3, seed=0)
+    assert np.array_equal(vectors, again)
+    # a dimension above the node count leaves the extra columns zero instead of failing
+    wide, _ = walk_pmi_svd(walks, 40, dim=64, window=3, seed=0)
+    assert wide.shape == (40, 64) and not wide[:, 39:].any()

@@ -1,13 +1,21 @@
-"""Skip-gram with negative sampling over a walk corpus (gensim's Word2Vec).
+"""Node vectors from a walk corpus: skip-gram with negative sampling (gensim's Word2Vec), or
+the factorisation it approximates, a truncated SVD of the walks' positive PMI matrix.
 
-The corpus is the int32 walk matrix of :mod:`embedlens.walks` (-1 pads stuck walks). Rows
-go to gensim as lists of Python ints: gensim keys its vocabulary by any hashable, so no
+The corpus is the int32 walk matrix of :mod:`embedlens.walks` (-1 pads stuck walks). For
+gensim, rows go as lists of Python ints: gensim keys its vocabulary by any hashable, so no
 token is ever turned into a string.
+
+Levy and Goldberg (2014) showed SGNS implicitly factorises the shifted PMI matrix of
+(node, context) pairs; with context-distribution smoothing (0.75) and ``U sqrt(S)`` vectors
+(Levy, Goldberg and Dagan 2015) the explicit factorisation matches or beats it on MovieLens
+at a fiftieth of the time (docs/benchmarks.md), so :func:`walk_pmi_svd` is the default.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
+from numba import njit
 
 from embedlens.errors import DataError
 from embedlens.progress import bar
@@ -74,4 +82,82 @@ def train_skipgram(
     vectors[keys] = model.wv.vectors
     found = np.zeros(n_nodes, dtype=bool)
     found[keys] = True
+    return vectors, found
+
+
+@njit(cache=True)
+def _window_pairs(walks, window):  # pragma: no cover - numba
+    """(node, context, weight) for every pair at most ``window`` apart in a walk; nearer pairs
+    weigh more, ``(window - d + 1) / window``, as word2vec's shrinking window samples them."""
+    n_walks, length = walks.shape
+    total = 0
+    for w in range(n_walks):
+        for t in range(length):
+            if walks[w, t] < 0:
+                break
+            for d in range(1, window + 1):
+                if t + d >= length or walks[w, t + d] < 0:
+                    break
+                total += 1
+    rows = np.empty(total, dtype=np.int32)
+    cols = np.empty(total, dtype=np.int32)
+    vals = np.empty(total, dtype=np.float32)
+    k = 0
+    for w in range(n_walks):
+        for t in range(length):
+            if walks[w, t] < 0:
+                break
+            for d in range(1, window + 1):
+                if t + d >= length or walks[w, t + d] < 0:
+                    break
+                rows[k], cols[k] = walks[w, t], walks[w, t + d]
+                vals[k] = (window - d + 1) / window
+                k += 1
+    return rows, cols, vals
+
+
+def walk_pmi_svd(
+    walks: np.ndarray,
+    n_nodes: int,
+    dim: int = 64,
+    window: int = 5,
+    seed: int = 42,
+    smoothing: float = 0.75,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Node vectors ``U sqrt(S)`` of the rank-``dim`` SVD of the walks' positive PMI matrix,
+    and the mask of nodes that occur in the walks (others get zero vectors).
+
+    Pairs are counted both ways within ``window``; context counts are raised to
+    ``smoothing`` (word2vec's 0.75 negative-sampling distribution). Deterministic: ARPACK
+    starts from a vector drawn from ``seed``.
+    """
+    from scipy.sparse.linalg import svds
+
+    if walks.ndim != 2:
+        raise DataError(f"Walks must be a 2-D matrix, got shape {walks.shape}.")
+    if dim < 1 or window < 1:
+        raise DataError("walk_pmi_svd needs dim >= 1 and window >= 1.")
+    rows, cols, vals = _window_pairs(np.ascontiguousarray(walks, dtype=np.int32), window)
+    found = np.zeros(n_nodes, dtype=bool)
+    found[walks[walks >= 0]] = True
+    vectors = np.zeros((n_nodes, dim), dtype=np.float32)
+    if rows.size == 0:
+        return vectors, found
+    counts = sp.coo_matrix((vals, (rows, cols)), shape=(n_nodes, n_nodes)).tocsr()
+    counts = (counts + counts.T).tocoo()  # skip-gram sees each pair from both ends
+    node = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
+    total = node.sum()
+    context = node**smoothing
+    pmi = (np.log(counts.data / total) - np.log(node[counts.row] / total)
+           - np.log(context[counts.col] / context.sum()))
+    keep = pmi > 0
+    ppmi = sp.csr_matrix((pmi[keep], (counts.row[keep], counts.col[keep])),
+                         shape=(n_nodes, n_nodes))
+    rank = min(dim, n_nodes - 1)
+    if rank < 1 or ppmi.nnz == 0:
+        return vectors, found
+    start = np.random.default_rng(seed).standard_normal(n_nodes)
+    u, s, _ = svds(ppmi, k=rank, v0=start)
+    order = np.argsort(-s, kind="stable")  # ARPACK returns ascending singular values
+    vectors[:, :rank] = u[:, order] * np.sqrt(s[order])
     return vectors, found

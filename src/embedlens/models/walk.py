@@ -1,5 +1,6 @@
 """Walk-based item embeddings: node2vec on the PMI co-rating graph, DeepWalk on users'
-rating sequences; both train skip-gram over the walks and aggregate users from items."""
+rating sequences; both embed the walks (``embedding="pmi-svd"``, the default, or gensim's
+skip-gram ``"sgns"``) and aggregate users from items."""
 
 from __future__ import annotations
 
@@ -7,15 +8,17 @@ from typing import Any, ClassVar, Self
 
 from embedlens.data.dataset import Dataset
 from embedlens.embeddings import Embeddings
+from embedlens.errors import DataError
 from embedlens.graphs import Graph, pmi_graph, sequence_graph
 from embedlens.models.base import EmbeddingModel, item_metadata
 from embedlens.prep.encoding import InteractionMatrix
-from embedlens.skipgram import train_skipgram
+from embedlens.skipgram import train_skipgram, walk_pmi_svd
 from embedlens.walks import random_walks
 
+# epochs, negative, sample and workers apply to embedding="sgns" only.
 _SKIPGRAM = {
-    "dim": 64, "window": 5, "negative": 5, "epochs": 20, "num_walks": 10, "walk_length": 40,
-    "seed": 42, "workers": 1, "sample": 1e-3,
+    "dim": 64, "window": 5, "embedding": "pmi-svd", "negative": 5, "epochs": 20,
+    "num_walks": 10, "walk_length": 40, "seed": 42, "workers": 1, "sample": 1e-3,
 }
 
 
@@ -35,11 +38,18 @@ class WalkModel(EmbeddingModel):
             g, int(p["num_walks"]), int(p["walk_length"]), float(p.get("p", 1.0)),
             float(p.get("q", 1.0)), weighted=bool(p["weighted"]), seed=int(p["seed"]),
         )
-        vectors, found = train_skipgram(
-            walks, g.n_nodes, int(p["dim"]), int(p["window"]), int(p["negative"]),
-            int(p["epochs"]), int(p["seed"]), int(p["workers"]), self.history,
-            float(p["sample"]),
-        )
+        if p["embedding"] == "pmi-svd":
+            vectors, found = walk_pmi_svd(walks, g.n_nodes, int(p["dim"]), int(p["window"]),
+                                          int(p["seed"]))
+        elif p["embedding"] == "sgns":
+            vectors, found = train_skipgram(
+                walks, g.n_nodes, int(p["dim"]), int(p["window"]), int(p["negative"]),
+                int(p["epochs"]), int(p["seed"]), int(p["workers"]), self.history,
+                float(p["sample"]),
+            )
+        else:
+            raise DataError(f"{self.name} embedding must be 'pmi-svd' or 'sgns', "
+                            f"got {p['embedding']!r}.")
         self.item_embeddings = Embeddings(
             g.ids[found], vectors[found], "item", item_metadata(dataset),
             counts=g.degrees()[found],
