@@ -76,8 +76,11 @@ class DeepWalkModel(WalkModel):
     history linked; uniform walks (``weighted=True`` walks by transition counts)."""
 
     name = "deepwalk"
+    # SGNS by default: on ml-latest-small's sequence graph PMI-SVD halves NDCG (rare
+    # consecutive pairs get inflated PMI), while on ML-100k it is level (docs/benchmarks.md).
     defaults: ClassVar[dict[str, Any]] = {
         **EmbeddingModel.defaults, "similarity": "cosine", **_SKIPGRAM, "weighted": False,
+        "embedding": "sgns",
     }
 
     def graph(self, train: InteractionMatrix) -> Graph:
