@@ -12,23 +12,36 @@ from numba import njit, prange
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def _spmm(indptr, indices, data, x, row_scale, normalize, out):  # pragma: no cover - numba
-    n_rows, dim = out.shape
-    for r in prange(n_rows):
-        acc = np.zeros(dim, dtype=np.float32)
+def gather_rows(indptr, indices, data, plain, row_scale, col_scale, normalize, src, src_lo, dst,
+                 dst_lo, width):  # pragma: no cover - numba
+    """``dst[r, dst_lo:+width] = scale_r * sum_p data_p * col_scale[c_p] * src[c_p, src_lo:+width]``
+    over the entries ``p`` of CSR row ``r``; ``scale_r`` is ``row_scale[r]``, or one over the
+    sum's length when ``normalize``. Rows are independent (no shared accumulator, no
+    reduction), so the result does not depend on the number of threads. ``plain`` skips the
+    weights. Column blocks (``src_lo``, ``dst_lo``, ``width``) let a caller bound its buffers,
+    as Cleora's propagation does."""
+    for r in prange(indptr.size - 1):
+        acc = dst[r, dst_lo : dst_lo + width]
+        acc[:] = 0.0
         for p in range(indptr[r], indptr[r + 1]):
-            w = data[p]
-            src = x[indices[p]]
-            for j in range(dim):
-                acc[j] += w * src[j]
+            # a slice, so the inner loop indexes from 0 (no wraparound check) and vectorises
+            row = src[indices[p], src_lo : src_lo + width]
+            if plain:
+                for j in range(width):
+                    acc[j] += row[j]
+            else:
+                weight = data[p] * col_scale[indices[p]]
+                for j in range(width):
+                    acc[j] += weight * row[j]
         scale = row_scale[r]
         if normalize:
             norm = 0.0
-            for j in range(dim):
+            for j in range(width):
                 norm += acc[j] * acc[j]
             scale = 1.0 / np.sqrt(norm) if norm > 0 else 0.0
-        for j in range(dim):
-            out[r, j] = acc[j] * scale
+        if scale != 1.0:
+            for j in range(width):
+                acc[j] *= scale
 
 
 def spmm(
@@ -50,5 +63,7 @@ def spmm(
         if row_scale is None
         else np.ascontiguousarray(row_scale, dtype=np.float32)
     )
-    _spmm(a.indptr, a.indices, a.data.astype(np.float32, copy=False), x, scale, normalize, out)
+    data = a.data.astype(np.float32, copy=False)
+    gather_rows(a.indptr, a.indices, data, False, scale, np.ones(x.shape[0], dtype=np.float32),
+                normalize, x, 0, out, 0, x.shape[1])
     return out

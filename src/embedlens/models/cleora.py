@@ -31,6 +31,7 @@ from embedlens.errors import DataError
 from embedlens.models.base import EmbeddingModel, item_metadata
 from embedlens.prep.encoding import InteractionMatrix, pattern_incidence
 from embedlens.progress import progress
+from embedlens.sparse import gather_rows
 
 
 def entity_keys(ids: np.ndarray) -> np.ndarray:
@@ -88,37 +89,6 @@ def whiten(x: np.ndarray, rel_floor: float = 1e-6) -> np.ndarray:
 COLUMN_BLOCK = 128
 
 
-@njit(parallel=True, cache=True, fastmath=True)
-def _gather_rows(indptr, indices, data, plain, row_scale, col_scale, star, src, src_lo, dst,
-                 dst_lo, width):  # pragma: no cover - numba
-    """``dst[r, dst_lo:+width] = scale_r * sum_p data_p * col_scale[c_p] * src[c_p, src_lo:+width]``
-    over the entries ``p`` of CSR row ``r``; ``scale_r`` is ``row_scale[r]``, or one over the
-    sum's length when ``star``. Rows are independent (no shared accumulator, no reduction), so
-    the result does not depend on the number of threads. ``plain`` skips the weights."""
-    for r in prange(indptr.size - 1):
-        acc = dst[r, dst_lo : dst_lo + width]
-        acc[:] = 0.0
-        for p in range(indptr[r], indptr[r + 1]):
-            # a slice, so the inner loop indexes from 0 (no wraparound check) and vectorises
-            row = src[indices[p], src_lo : src_lo + width]
-            if plain:
-                for j in range(width):
-                    acc[j] += row[j]
-            else:
-                weight = data[p] * col_scale[indices[p]]
-                for j in range(width):
-                    acc[j] += weight * row[j]
-        scale = row_scale[r]
-        if star:
-            norm = 0.0
-            for j in range(width):
-                norm += acc[j] * acc[j]
-            scale = 1.0 / np.sqrt(norm) if norm > 0 else 0.0
-        if scale != 1.0:
-            for j in range(width):
-                acc[j] *= scale
-
-
 @njit(cache=True)
 def _transpose_pattern(indptr, indices, data, n_cols, plain):  # pragma: no cover - numba
     """CSR of the transpose by a counting sort (int32 indices; weights only if not plain)."""
@@ -170,8 +140,8 @@ def _numba_propagate(b, w, sym, star, x, steps) -> np.ndarray:
         out = np.empty_like(x)
         for lo in range(0, dim, block):
             width = min(block, dim - lo)
-            _gather_rows(b.indptr, b.indices, data, plain, w, sym, star, x, lo, y, 0, width)
-            _gather_rows(t_indptr, t_indices, t_data, plain, ones_items, ones_rows, False,
+            gather_rows(b.indptr, b.indices, data, plain, w, sym, star, x, lo, y, 0, width)
+            gather_rows(t_indptr, t_indices, t_data, plain, ones_items, ones_rows, False,
                          y, 0, out, lo, width)
         _l2_rows_inplace(out)
         x = out
