@@ -88,28 +88,25 @@ def train_skipgram(
 @njit(cache=True)
 def _window_pairs(walks, window):  # pragma: no cover - numba
     """(node, context, weight) for every pair at most ``window`` apart in a walk; nearer pairs
-    weigh more, ``(window - d + 1) / window``, as word2vec's shrinking window samples them."""
+    weigh more, ``(window - d + 1) / window``, as word2vec's shrinking window samples them.
+    Padding (-1) only ever ends a walk, so a walk of ``n`` nodes has a known pair count."""
     n_walks, length = walks.shape
+    lengths = np.zeros(n_walks, dtype=np.int64)
     total = 0
     for w in range(n_walks):
-        for t in range(length):
-            if walks[w, t] < 0:
-                break
-            for d in range(1, window + 1):
-                if t + d >= length or walks[w, t + d] < 0:
-                    break
-                total += 1
+        n = 0
+        while n < length and walks[w, n] >= 0:
+            n += 1
+        lengths[w] = n
+        for t in range(n):
+            total += min(window, n - 1 - t)
     rows = np.empty(total, dtype=np.int32)
     cols = np.empty(total, dtype=np.int32)
     vals = np.empty(total, dtype=np.float32)
     k = 0
     for w in range(n_walks):
-        for t in range(length):
-            if walks[w, t] < 0:
-                break
-            for d in range(1, window + 1):
-                if t + d >= length or walks[w, t + d] < 0:
-                    break
+        for t in range(lengths[w]):
+            for d in range(1, min(window, lengths[w] - 1 - t) + 1):
                 rows[k], cols[k] = walks[w, t], walks[w, t + d]
                 vals[k] = (window - d + 1) / window
                 k += 1
