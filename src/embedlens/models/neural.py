@@ -88,6 +88,30 @@ class EarlyStopping:
         net.load_state_dict(self.state)
 
 
+def fit_with_early_stopping(
+    net, opt, device, n_rows: int, batch_loss, validate, val_key: str,
+    higher_is_better: bool, params: dict[str, Any], desc: str,
+) -> dict[str, list[float]]:
+    """Up to ``params["epochs"]`` epochs of :func:`train_epoch`, each followed by
+    ``validate()``; stops after ``params["patience"]`` epochs without a gain and leaves
+    ``net`` at its best epoch. Returns the history (``loss`` and ``val_key`` per epoch)."""
+    stopper = EarlyStopping(int(params["patience"]), higher_is_better)
+    history: dict[str, list[float]] = {"loss": [], val_key: []}
+    pb = bar(desc, total=int(params["epochs"]), unit="epoch")
+    for _ in range(int(params["epochs"])):
+        net.train()
+        history["loss"].append(
+            train_epoch(n_rows, int(params["batch_size"]), device, opt, batch_loss))
+        score = validate()
+        history[val_key].append(score)
+        pb.update(1)
+        if stopper.update(score, net):
+            break
+    pb.close()
+    stopper.restore(net)
+    return history
+
+
 def _genre_bags(train: InteractionMatrix, dataset: Dataset | None):
     """Per-item genre ids as (flat ids, offsets) for EmbeddingBag; None without genres."""
     if dataset is None or dataset.items is None:
@@ -150,9 +174,6 @@ class TwoTowerModel(EmbeddingModel):
         opt = torch.optim.Adam(net.parameters(), lr=float(p["lr"]),
                                weight_decay=float(p["weight_decay"]))
         val_users = np.flatnonzero(np.diff(val_m.indptr) > 0)
-        stopper = EarlyStopping(int(p["patience"]), higher_is_better=True)
-        history: dict[str, list[float]] = {"loss": [], "val_ndcg@10": []}
-        pb = bar("two-tower", total=int(p["epochs"]), unit="epoch")
 
         def batch_loss(idx):
             u, i = users_t[idx], items_t[idx]
@@ -172,18 +193,11 @@ class TwoTowerModel(EmbeddingModel):
                 torch.cat([pos_s[:, None], neg_s], 1),
                 torch.cat([torch.ones_like(pos_s[:, None]), torch.zeros_like(neg_s)], 1))
 
-        for _ in range(int(p["epochs"])):
-            net.train()
-            history["loss"].append(
-                train_epoch(users_t.numel(), int(p["batch_size"]), device, opt, batch_loss))
-            score = self._validate(net, fit_m, val_m, val_users)
-            history["val_ndcg@10"].append(score)
-            pb.update(1)
-            if stopper.update(score, net):
-                break
-        pb.close()
-        stopper.restore(net)
-        self.history = history
+        self.history = fit_with_early_stopping(
+            net, opt, device, users_t.numel(), batch_loss,
+            lambda: self._validate(net, fit_m, val_m, val_users), "val_ndcg@10",
+            higher_is_better=True, params=p, desc="two-tower",
+        )
         u_vec, i_vec = net.export()
         self.item_embeddings = Embeddings(train.items.ids, i_vec, "item", item_metadata(dataset))
         self.user_embeddings = Embeddings(train.users.ids, u_vec, "user")
@@ -236,27 +250,20 @@ class RatingModel(EmbeddingModel):
         net = RatingNet(*train.shape, int(p["dim"]), mean, p["head"]).to(device)
         opt = torch.optim.AdamW(net.parameters(), lr=float(p["lr"]),
                                 weight_decay=float(p["weight_decay"]))
-        history: dict[str, list[float]] = {"loss": [], "val_rmse": []}
-        stopper = EarlyStopping(int(p["patience"]), higher_is_better=False)
-        pb = bar("rating-mf", total=int(p["epochs"]), unit="epoch")
+
         def batch_loss(idx):
             return torch.nn.functional.mse_loss(net(u[idx], i[idx]), r[idx])
 
-        for _ in range(int(p["epochs"])):
-            net.train()
-            history["loss"].append(
-                train_epoch(u.numel(), int(p["batch_size"]), device, opt, batch_loss))
+        def validate() -> float:
             net.eval()
             with torch.no_grad():
-                val = float(torch.sqrt(torch.nn.functional.mse_loss(net(vu, vi), vr))) \
+                return float(torch.sqrt(torch.nn.functional.mse_loss(net(vu, vi), vr))) \
                     if vu.numel() else 0.0
-            history["val_rmse"].append(val)
-            pb.update(1)
-            if stopper.update(val, net):
-                break
-        pb.close()
-        stopper.restore(net)
-        self.history = history
+
+        self.history = fit_with_early_stopping(
+            net, opt, device, u.numel(), batch_loss, validate, "val_rmse",
+            higher_is_better=False, params=p, desc="rating-mf",
+        )
         self.global_mean = mean
         self.item_embeddings = Embeddings(
             train.items.ids, net.item.weight.detach().cpu().numpy(), "item",
