@@ -70,12 +70,12 @@ class RunConfig:
             raise DataError("The config names no method and no baseline to run.")
         if self.k < 1:
             raise DataError(f"k must be at least 1, got {self.k}.")
-        # [params.x] of a method not run now is kept (one file can serve several --methods)
-        # but must still name a method, so a typo is not silently ignored.
-        for name in [*self.all_methods, *self.params]:
-            get_model_class(name)
         for name in self.all_methods:
             get_model_class(name)(**self.method_params(name))  # unknown parameters raise
+        # [params.x] of a method not run now is kept (one file can serve several --methods)
+        # but must still name a method, so a typo is not silently ignored.
+        for name in self.params:
+            get_model_class(name)
 
     def method_params(self, name: str) -> dict[str, Any]:
         """The parameters ``name`` runs with: the config's seed unless the method sets one."""

@@ -151,15 +151,28 @@ def ranked(rows: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
     return sorted(ok, key=lambda r: (-r[f"ndcg@{k}"], r["method"]))
 
 
+#: The ranking metrics a leaderboard shows with their CI, in column order.
+CI_METRICS = ("ndcg", "hitrate", "mrr", "recall", "precision", "map")
+
+
+def metric_header(k: int) -> list[str]:
+    """Column names of :func:`metric_cells`."""
+    return [*(f"{c}@{k}" for c in CI_METRICS), f"coverage@{k}"]
+
+
+def metric_cells(row: dict[str, Any], k: int) -> list[str]:
+    """A leaderboard row's metrics as text: mean ± 95% CI, then coverage."""
+    cells = [f"{row[f'{c}@{k}']:.4f} ± {row[f'{c}@{k}_ci95']:.4f}" for c in CI_METRICS]
+    return [*cells, f"{row[f'coverage@{k}']:.4f}"]
+
+
 def leaderboard_markdown(rows: list[dict[str, Any]], k: int) -> str:
     """The leaderboard as a Markdown table (mean ± 95% CI), failures listed below it."""
-    cols = ["ndcg", "hitrate", "mrr", "recall", "precision", "map"]
-    head = ["#", "method", "role", *(f"{c}@{k}" for c in cols), f"coverage@{k}", "fit s"]
+    head = ["#", "method", "role", *metric_header(k), "fit s"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for rank, r in enumerate(ranked(rows, k), 1):
-        cells = [str(rank), r["method"], r["role"]]
-        cells += [f"{r[f'{c}@{k}']:.4f} ± {r[f'{c}@{k}_ci95']:.4f}" for c in cols]
-        cells += [f"{r[f'coverage@{k}']:.4f}", f"{r['fit_seconds']:.1f}"]
+        cells = [str(rank), r["method"], r["role"], *metric_cells(r, k),
+                 f"{r['fit_seconds']:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
     failed = [r for r in rows if r["status"] != "ok"]
     if failed:
@@ -186,19 +199,13 @@ def method_dir(run: str | Path, method: str | None = None, need: str = "any") ->
             if own != method:
                 raise DataError(f"{run} holds a {own} run, not {method}.")
         return run
-    if not (run / LEADERBOARD).is_file():
-        raise DataError(f"{run} is not a run directory (no {RUN_FILE} or {LEADERBOARD}).")
-    rows = json.loads((run / LEADERBOARD).read_text())
-    k = next((int(r["k"]) for r in rows if r["status"] == "ok"), 10)
-    able = [r["method"] for r in ranked(rows, k) if _can(r["method"], need)]
+    able = _able(run, need)
     if method is None:
-        if not able:
-            raise DataError(f"No method of {run} can answer this ({need} needed).")
         return run / able[0]
     if method not in able:
         raise DataError(
             f"{method} is not a successful method of {run} that can answer this; "
-            f"choose from: {', '.join(able) or 'none'}."
+            f"choose from: {', '.join(able)}."
         )
     return run / method
 
@@ -209,10 +216,19 @@ def embedding_runs(run: str | Path, method: str | None = None) -> list[Path]:
     run = Path(run)
     if method is not None or (run / RUN_FILE).is_file():
         return [method_dir(run, method, "embeddings")]
-    method_dir(run, None, "embeddings")  # raises if the run has none
+    return [run / name for name in _able(run, "embeddings")]
+
+
+def _able(run: Path, need: str) -> list[str]:
+    """The successful methods of a full run that can answer ``need``, best first."""
+    if not (run / LEADERBOARD).is_file():
+        raise DataError(f"{run} is not a run directory (no {RUN_FILE} or {LEADERBOARD}).")
     rows = json.loads((run / LEADERBOARD).read_text())
-    k = next(int(r["k"]) for r in rows if r["status"] == "ok")
-    return [run / r["method"] for r in ranked(rows, k) if _can(r["method"], "embeddings")]
+    k = next((int(r["k"]) for r in rows if r["status"] == "ok"), 10)
+    able = [r["method"] for r in ranked(rows, k) if _can(r["method"], need)]
+    if not able:
+        raise DataError(f"No method of {run} can answer this ({need} needed).")
+    return able
 
 
 def _can(method: str, need: str) -> bool:

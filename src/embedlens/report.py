@@ -153,14 +153,13 @@ def movie_maps(embedded: dict[str, Embeddings], ds: Dataset) -> bytes:
 
 
 def _leaderboard_table(rows: list[dict[str, Any]], k: int) -> str:
-    cols = ["ndcg", "hitrate", "mrr", "recall", "precision", "map"]
-    head = ["#", "method", *(f"{c}@{k}" for c in cols), f"coverage@{k}", "RMSE", "fit s"]
+    from embedlens.pipeline import metric_cells, metric_header
+
+    head = ["#", "method", *metric_header(k), "RMSE", "fit s"]
     out = ["<table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"]
     for rank, r in enumerate(rows, 1):
-        cells = [str(rank), _e(r["method"])]
-        cells += [f"{r[f'{c}@{k}']:.4f} ± {r[f'{c}@{k}_ci95']:.4f}" for c in cols]
-        cells += [f"{r[f'coverage@{k}']:.4f}",
-                  f"{r['rmse']:.4f}" if "rmse" in r else "", f"{r['fit_seconds']:.1f}"]
+        cells = [str(rank), _e(r["method"]), *metric_cells(r, k),
+                 f"{r['rmse']:.4f}" if "rmse" in r else "", f"{r['fit_seconds']:.1f}"]
         out.append(f"<tr class={r['role']}>" + "".join(
             f"<td class=num>{c}</td>" if i != 1 else f"<td>{c}</td>"
             for i, c in enumerate(cells)) + "</tr>")
