@@ -131,6 +131,10 @@ def test_pattern_incidence_sorts_dedups_and_maps_ids():
         pattern_incidence(np.array(["a"]), np.array([1]))
     with pytest.raises(DataError, match="empty"):
         pattern_incidence(np.array([], dtype=int), np.array([], dtype=int))
+    with pytest.raises(DataError, match="re-number them first"):
+        pattern_incidence(np.array([1, 2]), np.array([0, 1 << 29]))
+    with pytest.raises(DataError, match="fit_log takes ids only"):
+        get_model_class("cleora")(weighted=True).fit_log(users, items)
 
 
 def test_fit_log_equals_fit_on_the_encoded_log(ml100k):
