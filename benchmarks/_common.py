@@ -41,37 +41,37 @@ def print_table(rows: list[dict[str, Any]], title: str) -> None:
 
 
 class PeakMemory:
-    """Context manager sampling this process's RSS: ``peak_mb`` (total) and ``extra_mb``
-    (peak above the RSS at entry), so a step's own memory is separated from its input's."""
+    """Context manager: the process's peak resident size inside the block, ``peak_mb``
+    (total) and ``extra_mb`` (above the resident size at entry), in MiB.
 
-    def __init__(self, interval: float = 0.005) -> None:
-        self.interval = interval
-        self.peak_mb = self.start_mb = 0.0
+    Read from the kernel's high-water mark (``VmHWM``, reset on entry through
+    ``/proc/self/clear_refs``), so it is exact and sees code that holds the GIL. A sampling
+    thread does not: it misses everything a compiled extension allocates and frees inside
+    one call (pycleora's graph build peaks at 1.8 GB where a 5 ms sampler saw 0.4 GB).
+    Without that file (not Linux), the process's lifetime peak (``ru_maxrss``) is used.
+    """
 
     @staticmethod
-    def _rss_mb() -> float:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    def _status_mb(key: str) -> float:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) / 1024
+        raise KeyError(key)
 
     def __enter__(self) -> PeakMemory:
-        import threading
-
-        self.start_mb = self.peak_mb = self._rss_mb()
-        self._stop = threading.Event()
-
-        def sample() -> None:
-            while not self._stop.is_set():
-                self.peak_mb = max(self.peak_mb, self._rss_mb())
-                self._stop.wait(self.interval)
-
-        self._thread = threading.Thread(target=sample, daemon=True)
-        self._thread.start()
+        try:
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")  # reset the high-water mark to the current resident size
+            self._exact = True
+            self.start_mb = self._status_mb("VmRSS")
+        except OSError:
+            self._exact = False
+            self.start_mb = peak_rss_mb()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak_mb = max(self.peak_mb, self._rss_mb())
+        self.peak_mb = self._status_mb("VmHWM") if self._exact else peak_rss_mb()
 
     @property
     def extra_mb(self) -> float:

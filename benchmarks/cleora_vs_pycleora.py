@@ -5,13 +5,16 @@ Usage (needs ``pip install pycleora==3.2.1`` beside embedlens):
         [--iterations 3]
 
 Speed: each implementation runs once per shape in its own subprocess, from the log on disk to
-item embeddings in memory. embedlens reads the ratings Parquet, encodes it, builds the
-incidence matrix, hash-initialises and propagates. pycleora reads its native input, a file
-with one line of movie ids per user (``from_files`` with ``complex::reflexive::movie``
-columns), then runs ``embed_fast``, its own multi-threaded loop, equal to the tutorial's
-propagate-and-normalise loop. Both input files are written before timing. Peak memory is the
-process's peak resident size (imports included). pycleora runs with its default hyperedge
-trimming (16 items) and, where the clique fits in memory, exactly (no trimming).
+item embeddings in memory. embedlens reads the ratings Parquet, builds the incidence matrix,
+hash-initialises and propagates: ``CleoraModel.fit_parquet`` (the lean route, id columns
+read in batches) and the general encoding every method shares. pycleora reads its native
+input, a file with one line of movie ids per user (``from_files`` with
+``complex::reflexive::movie`` columns), then runs ``embed_fast``, its own multi-threaded loop,
+equal to the tutorial's propagate-and-normalise loop. Both input files are written before
+timing. Peak memory is the process's peak resident size during the run, imports included,
+from the kernel's high-water mark (``PeakMemory``); each worker imports only what its route
+needs. pycleora runs with its default hyperedge trimming (16 items) and, where the clique fits
+in memory, exactly (no trimming).
 
 Quality (ML-100k): NDCG@10 of each on the random-0.2 and user-time-0.2 protocols (users =
 mean of their items, cosine), and the agreement of our exact embeddings with pycleora's exact
@@ -27,11 +30,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import polars as pl
 
 from _common import ML_DIR, PeakMemory, print_table
+
+if TYPE_CHECKING:  # polars is imported where used: pycleora's worker process never loads it
+    import polars as pl
 
 EXACT_TRIM = 1 << 30  # pycleora's hyperedge_trim_n that keeps every hyperedge whole
 
@@ -48,6 +54,8 @@ def load_log(shape: str) -> pl.DataFrame:
 
 def hyperedge_lines(df: pl.DataFrame) -> list[str]:
     """One line per user: the user's movie ids separated by spaces (pycleora's input)."""
+    import polars as pl
+
     return (
         df.group_by("user_id")
         .agg(pl.col("item_id").cast(pl.Utf8).str.join(" "))
@@ -65,31 +73,30 @@ def write_inputs(df: pl.DataFrame, folder: Path) -> tuple[Path, Path]:
     return parquet, lines
 
 
+def read_log(path: Path) -> pl.DataFrame:
+    import polars as pl
+
+    return pl.read_parquet(path)
+
+
+def cleora(dim: int, iterations: int):
+    """The tutorial's setting: exact clique, left Markov, no post-processing."""
+    from embedlens.models import get_model_class
+
+    return get_model_class("cleora")(expansion="clique", normalization="left", dim=dim,
+                                     iterations=iterations, post="none", seed=0)
+
+
 def run_ours(df: pl.DataFrame, dim: int, iterations: int) -> np.ndarray:
     """The general route every method shares: full encoding, then the exact clique."""
-    from embedlens.models.cleora import hash_init, propagate
     from embedlens.prep import InteractionMatrix
 
-    m = InteractionMatrix.from_frame(df)
-    return propagate(m.binary(), hash_init(m.items.ids, dim, 0), iterations, "clique", "left")
-
-
-def read_ids(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The user and item columns only, as int32 (polars; the other columns are never read)."""
-    ids = pl.scan_parquet(path).select(
-        pl.col("user_id").cast(pl.Int32, strict=True), pl.col("item_id").cast(pl.Int32)
-    ).collect()
-    return ids["user_id"].to_numpy(), ids["item_id"].to_numpy()
+    return cleora(dim, iterations).fit(InteractionMatrix.from_frame(df)).item_embeddings.vectors
 
 
 def run_ours_lean(path: Path, dim: int, iterations: int) -> np.ndarray:
-    """The lean route for big logs: two int32 id columns -> pattern incidence -> clique."""
-    from embedlens.models import get_model_class
-
-    model = get_model_class("cleora")(expansion="clique", normalization="left", dim=dim,
-                                      iterations=iterations, post="none", seed=0)
-    # passed straight through, so fit_log can free the id columns once B is built
-    return model.fit_log(*read_ids(path)).item_embeddings.vectors
+    """The lean route for big logs: the id columns, read in batches -> pattern -> clique."""
+    return cleora(dim, iterations).fit_parquet(path).item_embeddings.vectors
 
 
 def pycleora_graph(path: Path, trim: int | None):
@@ -103,15 +110,16 @@ def worker(impl: str, path: Path, dim: int, iterations: int) -> dict:
     from embedlens.progress import set_quiet
 
     set_quiet(True)
-    if impl.startswith("ours"):  # compile the numba kernels outside the timed region
+    if impl.startswith("ours"):  # load (or compile) the route's numba kernels, untimed
+        import pyarrow.parquet as pq
+
         small = Path(tempfile.mkdtemp()) / "small.parquet"
-        pl.scan_parquet(path).head(1000).collect().write_parquet(small)
-        run_ours(pl.read_parquet(small), 8, 1)
-        run_ours_lean(small, 8, 1)
+        pq.write_table(pq.ParquetFile(path).read_row_group(0).slice(0, 1000), small)
+        run_ours_lean(small, dim, 1) if impl == "ours-lean" else run_ours(read_log(small), dim, 1)
     with PeakMemory() as mem:
         start = time.perf_counter()
         if impl == "ours":
-            run_ours(pl.read_parquet(path), dim, iterations)
+            run_ours(read_log(path), dim, iterations)
         elif impl == "ours-lean":
             run_ours_lean(path, dim, iterations)
         else:
@@ -145,7 +153,7 @@ def speed(shapes: list[str], dim: int, iterations: int) -> None:
         for impl, r in results.items():
             rows.append({
                 "shape": shape, "ratings": n_ratings, "exact clique nnz (≤)": clique,
-                "implementation": {"ours-lean": "embedlens fit_log (exact)",
+                "implementation": {"ours-lean": "embedlens fit_parquet (exact)",
                                    "ours": "embedlens general encoding (exact)",
                                    "pycleora": "pycleora (trim 16)",
                                    "pycleora-exact": "pycleora (exact)"}[impl],

@@ -11,25 +11,37 @@ from embedlens.models.cleora import hash_init, propagate, whiten
 
 
 def l2(x):
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
 
 
-@pytest.fixture(params=[8, 150], ids=["d8", "d150"])
-def hypergraph(request):
-    """A random hypergraph and start vectors; d150 spans three column blocks (64+64+22)."""
+def clique(bd):
+    """Cleora's clique matrix with self-loops: Bᵀ diag(1/k²) B (empty hyperedges add 0)."""
+    k = bd.sum(1)
+    return bd.T @ np.diag(np.divide(1, k**2, out=np.zeros_like(k), where=k > 0)) @ bd
+
+
+@pytest.fixture(params=[(8, 1 << 22), (150, 1 << 22), (150, 7 * 150 * 4)],
+                ids=["d8", "d150", "d150-chunks-of-7"])
+def hypergraph(request, monkeypatch):
+    """A random hypergraph and start vectors. d150 gives each thread a column slice that is
+    not a multiple of 16; the third case propagates 7 hyperedges per chunk (5 chunks)."""
+    import embedlens.models.cleora as cleora
+
+    dim, chunk_bytes = request.param
+    monkeypatch.setattr(cleora, "CHUNK_BYTES", chunk_bytes)
     rng = np.random.default_rng(0)
-    dense = (rng.random((30, 12)) < 0.3).astype(np.float32)
+    dense = (rng.random((32, 12)) < 0.3).astype(np.float32)
     dense[dense.sum(1) == 0, 0] = 1
     dense[0, dense.sum(0) == 0] = 1  # every item in some hyperedge
+    dense[31] = 0  # a hyperedge with no item passes nothing on
     b = sp.csr_matrix(dense)
-    return b, rng.uniform(-1, 1, size=(12, request.param)).astype(np.float32)
+    return b, rng.uniform(-1, 1, size=(12, dim)).astype(np.float32)
 
 
 def test_clique_left_markov_equals_explicit_matrix(hypergraph):
     b, x0 = hypergraph
-    bd = b.toarray()
-    k = bd.sum(1)
-    a = bd.T @ np.diag(1 / k**2) @ bd  # pycleora's clique with self-loops
+    a = clique(b.toarray())  # pycleora's clique with self-loops
     markov = a / a.sum(1, keepdims=True)  # left Markov (row-normalised)
     x = x0.copy()
     for _ in range(3):
@@ -37,10 +49,43 @@ def test_clique_left_markov_equals_explicit_matrix(hypergraph):
     assert np.allclose(propagate(b, x0, 3, "clique", "left"), x, atol=1e-5)
 
 
+def test_weighted_clique_equals_explicit_matrix(hypergraph):
+    b, x0 = hypergraph
+    b = b.copy()
+    b.data = np.random.default_rng(1).uniform(0.5, 5, b.nnz).astype(np.float32)  # ratings
+    a = clique(b.toarray())
+    x = x0.copy()
+    for _ in range(2):
+        x = l2(a @ x)
+    assert np.allclose(propagate(b, x0, 2, "clique", "left"), x, atol=1e-5)
+
+
+def test_propagation_is_identical_for_any_thread_count(hypergraph):
+    import numba
+
+    b, x0 = hypergraph
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = propagate(b, x0, 3, "clique", "symmetric")
+    finally:
+        numba.set_num_threads(threads)
+    assert threads == 1 or np.array_equal(one, propagate(b, x0, 3, "clique", "symmetric"))
+
+
+def test_overwrite_x_only_when_asked(hypergraph):
+    b, x0 = hypergraph
+    kept = x0.copy()
+    first = propagate(b, x0, 3)
+    assert np.array_equal(x0, kept)
+    assert np.array_equal(propagate(b, x0, 3, overwrite_x=True), first)
+    with pytest.raises(DataError, match="start vectors"):
+        propagate(b, x0[:5], 3)
+
+
 def test_symmetric_normalisation(hypergraph):
     b, x0 = hypergraph
-    bd = b.toarray()
-    a = bd.T @ np.diag(1 / bd.sum(1) ** 2) @ bd
+    a = clique(b.toarray())
     d = 1 / np.sqrt(a.sum(1))
     sym = d[:, None] * a * d[None, :]
     x = x0.copy()
@@ -125,15 +170,20 @@ def test_pattern_incidence_sorts_dedups_and_maps_ids():
     items = np.array([300, 100, 100, 300, 200, 200, 100], dtype=np.int64)
     b, user_ids, item_ids = pattern_incidence(users, items)
     assert user_ids.tolist() == [50, 70, 90] and item_ids.tolist() == [100, 200, 300]
-    assert b.toarray().tolist() == [[1, 0, 1], [0, 1, 0], [1, 1, 0]]  # repeats counted once
-    assert b.indices.dtype == np.int32 and b.data.strides == (0,)
+    # repeats counted once; within a row, the log's order (user 50: 300 then 100)
+    assert b.indptr.tolist() == [0, 2, 3, 5] and b.indices.tolist() == [2, 0, 1, 0, 1]
+    assert b.to_csr().toarray().tolist() == [[1, 0, 1], [0, 1, 0], [1, 1, 0]]
+    assert b.indices.dtype == np.uint16 and b.data is None
+    wide, _, wide_items = pattern_incidence(np.arange(70_000) % 3, np.arange(70_000) * 2)
+    assert wide.indices.dtype == np.int32 and wide_items.size == 70_000
+    assert wide.indices[:2].tolist() == [0, 3] and wide.shape == (3, 70_000)
     with pytest.raises(DataError, match="integer"):
         pattern_incidence(np.array(["a"]), np.array([1]))
     with pytest.raises(DataError, match="empty"):
         pattern_incidence(np.array([], dtype=int), np.array([], dtype=int))
     with pytest.raises(DataError, match="re-number them first"):
         pattern_incidence(np.array([1, 2]), np.array([0, 1 << 29]))
-    with pytest.raises(DataError, match="fit_log takes ids only"):
+    with pytest.raises(DataError, match="take ids only"):
         get_model_class("cleora")(weighted=True).fit_log(users, items)
 
 
@@ -148,3 +198,63 @@ def test_fit_log_equals_fit_on_the_encoded_log(ml100k):
     lean = lean.item_embeddings
     assert np.array_equal(full.ids, lean.ids) and np.array_equal(full.counts, lean.counts)
     assert np.allclose(full.vectors, lean.vectors, atol=1e-6)
+
+
+def test_fit_parquet_reads_the_log_in_batches(ml100k, tmp_path):
+    """Many small batches give the same incidence and embeddings as the whole columns."""
+    from embedlens.prep.encoding import pattern_incidence, pattern_incidence_parquet
+
+    df = ml100k.interactions
+    path = tmp_path / "log.parquet"
+    df.vstack(df.head(500)).write_parquet(path, row_group_size=3000)  # with repeated pairs
+    whole = pattern_incidence(df["user_id"].to_numpy(), df["item_id"].to_numpy())
+    batched = pattern_incidence_parquet(path, batch_rows=7001)
+    for a, b in zip(whole, batched, strict=True):
+        for field in ("indptr", "indices", "shape") if hasattr(a, "indptr") else ():
+            assert np.array_equal(getattr(a, field), getattr(b, field))
+        if not hasattr(a, "indptr"):
+            assert np.array_equal(a, b)
+    params = {"expansion": "clique", "iterations": 2, "post": "none", "dim": 32}
+    model = get_model_class("cleora")
+    lean = model(**params).fit_log(df["user_id"].to_numpy(), df["item_id"].to_numpy())
+    read = model(**params).fit_parquet(path)
+    assert np.array_equal(lean.item_embeddings.vectors, read.item_embeddings.vectors)
+    assert np.array_equal(lean.item_embeddings.counts, read.item_embeddings.counts)
+
+
+def test_fit_parquet_errors_name_the_problem(tmp_path):
+    import polars as pl
+
+    from embedlens.prep.encoding import pattern_incidence_parquet
+
+    path = tmp_path / "log.parquet"
+    pl.DataFrame({"user_id": [1, 2], "movie": [3, 4]}).write_parquet(path)
+    with pytest.raises(DataError, match="no column 'item_id'"):
+        pattern_incidence_parquet(path)
+    pl.DataFrame({"user_id": [1, 2], "item_id": ["a", "b"]}).write_parquet(path)
+    with pytest.raises(DataError, match="not integer ids"):
+        pattern_incidence_parquet(path)
+    pl.DataFrame({"user_id": [1, None], "item_id": [3, 4]}).write_parquet(path)
+    with pytest.raises(DataError, match="null ids"):
+        pattern_incidence_parquet(path)
+    (tmp_path / "bad.parquet").write_text("user_id,item_id\n1,2\n")
+    with pytest.raises(DataError, match="Cannot read the Parquet log"):
+        pattern_incidence_parquet(tmp_path / "bad.parquet")
+
+
+def test_compact_csr_matches_scipy():
+    from embedlens.sparse import CompactCsr
+
+    rng = np.random.default_rng(2)
+    dense = sp.random(40, 25, density=0.2, random_state=3, dtype=np.float32).toarray()
+    dense[5] = 0  # an empty row
+    m = sp.csr_matrix(dense)
+    c = CompactCsr.from_csr(m)
+    assert c.indices.dtype == np.uint16 and c.data is not None and c.nnz == m.nnz
+    v = rng.standard_normal(40)
+    assert np.allclose(c.row_sums(), np.asarray(m.sum(1)).ravel())
+    assert np.allclose(c.rmatvec(v), m.T @ v)
+    assert np.array_equal(c.column_counts(), np.bincount(m.indices, minlength=25))
+    assert np.array_equal(c.to_csr().toarray(), m.toarray())
+    ones = CompactCsr.from_csr((m != 0).astype(np.float32))
+    assert ones.data is None and np.allclose(ones.rmatvec(v), (m != 0).T @ v)

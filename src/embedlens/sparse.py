@@ -1,39 +1,129 @@
 """Multi-threaded sparse x dense products (SciPy's are single-threaded).
 
-Row-parallel CSR kernels in numba: each output row is a gather over its non-zeros, so
-threads never write to the same row and the result is identical for any thread count.
+Two numba kernels over a CSR matrix ``A``: :func:`gather_rows` computes rows of ``A X``
+(each output row is a gather over its non-zeros, one thread per row) and
+:func:`scatter_rows` adds ``Aᵀ Y`` (each input row is pushed to its columns; threads split
+the output's columns). In both, every output element sums its terms in one fixed order, so
+results are identical for any thread count, and no thread needs its own accumulator.
+
+:class:`CompactCsr` is the matrix these kernels read: column indices are ``uint16`` when
+there are at most 65,536 columns (MovieLens has at most ~87k movies, ML-25M ~59k), half the
+memory traffic of SciPy's ``int32``. The kernels are memory-bound, so that is most of a 1.4x
+speed-up of Cleora's propagation.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numba
 import numpy as np
 import scipy.sparse as sp
 from numba import njit, prange
 
+#: Column indices fit in uint16 up to this many columns.
+UINT16_COLUMNS = 1 << 16
+
+
+def index_dtype(n_cols: int) -> np.dtype:
+    """The narrowest column index type for ``n_cols`` columns: uint16, else int32."""
+    return np.dtype(np.uint16 if n_cols <= UINT16_COLUMNS else np.int32)
+
+
+#: Pass as ``data`` or ``col_scale`` to the kernels for "all ones".
+NO_WEIGHTS = np.empty(0, dtype=np.float32)
+
+
+@njit(cache=True)
+def _column_counts(indices, counts):  # pragma: no cover - numba
+    for p in range(indices.size):
+        counts[indices[p]] += 1
+
+
+@njit(cache=True)
+def _rmatvec(indptr, indices, data, v, out):  # pragma: no cover - numba
+    for r in range(indptr.size - 1):
+        for p in range(indptr[r], indptr[r + 1]):
+            out[indices[p]] += v[r] * (data[p] if data.size > 0 else 1.0)
+
+
+@dataclass(frozen=True)
+class CompactCsr:
+    """A CSR matrix for the kernels of this module: int64 row pointers, the narrowest
+    column index type (:func:`index_dtype`) and float32 weights, or ``data=None`` when every
+    stored entry is 1 (a pattern: no 4-byte-per-entry array of ones)."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    shape: tuple[int, int]
+    data: np.ndarray | None = None
+
+    @classmethod
+    def from_csr(cls, m: sp.csr_matrix | sp.csr_array) -> CompactCsr:
+        """The same matrix with narrowed indices; all-ones weights become a pattern."""
+        m = sp.csr_matrix(m)
+        data = m.data.astype(np.float32, copy=False)
+        return cls(
+            m.indptr.astype(np.int64, copy=False),
+            m.indices.astype(index_dtype(m.shape[1]), copy=False),
+            (int(m.shape[0]), int(m.shape[1])),
+            None if bool((data == 1).all()) else data,
+        )
+
+    @property
+    def nnz(self) -> int:
+        """Stored entries."""
+        return int(self.indices.size)
+
+    def row_sums(self) -> np.ndarray:
+        """Sum of each row's weights (its number of entries for a pattern), float64."""
+        if self.data is None:
+            return np.diff(self.indptr).astype(np.float64)
+        return np.add.reduceat(np.append(self.data, 0).astype(np.float64),
+                               self.indptr[:-1]) * (np.diff(self.indptr) > 0)
+
+    def column_counts(self) -> np.ndarray:
+        """Stored entries per column."""
+        counts = np.zeros(self.shape[1], dtype=np.int64)
+        _column_counts(self.indices, counts)  # np.bincount would copy indices to int64 first
+        return counts
+
+    def rmatvec(self, v: np.ndarray) -> np.ndarray:
+        """``Aᵀ v`` for a vector over rows, float64."""
+        out = np.zeros(self.shape[1], dtype=np.float64)
+        data = NO_WEIGHTS if self.data is None else self.data
+        _rmatvec(self.indptr, self.indices, data, np.asarray(v, dtype=np.float64), out)
+        return out
+
+    def to_csr(self) -> sp.csr_matrix:
+        """As a SciPy matrix (int32 indices, explicit ones for a pattern)."""
+        data = np.ones(self.nnz, np.float32) if self.data is None else self.data
+        return sp.csr_matrix((data, self.indices.astype(np.int32), self.indptr), shape=self.shape)
+
 
 @njit(parallel=True, cache=True, fastmath=True)
-def gather_rows(indptr, indices, data, plain, row_scale, col_scale, normalize, src, src_lo, dst,
-                 dst_lo, width):  # pragma: no cover - numba
-    """``dst[r, dst_lo:+width] = scale_r * sum_p data_p * col_scale[c_p] * src[c_p, src_lo:+width]``
-    over the entries ``p`` of CSR row ``r``; ``scale_r`` is ``row_scale[r]``, or one over the
-    sum's length when ``normalize``. Rows are independent (no shared accumulator, no
-    reduction), so the result does not depend on the number of threads. ``plain`` skips the
-    weights. Column blocks (``src_lo``, ``dst_lo``, ``width``) let a caller bound its buffers,
-    as Cleora's propagation does."""
-    for r in prange(indptr.size - 1):
-        acc = dst[r, dst_lo : dst_lo + width]
+def gather_rows(indptr, indices, data, row_scale, col_scale, normalize, src, r0,
+                dst):  # pragma: no cover - numba
+    """``dst[r] = scale * sum_p data_p * col_scale[c_p] * src[c_p]`` over the entries ``p``
+    of CSR row ``r0 + r``, for every row ``r`` of ``dst``; ``scale`` is
+    ``row_scale[r0 + r]``, or one over the sum's length when ``normalize``. An empty
+    ``data`` or ``col_scale`` (:data:`NO_WEIGHTS`) means ones. The row offset ``r0`` lets a
+    caller work through the rows in chunks whose buffer stays in cache, as Cleora does."""
+    width = dst.shape[1]
+    weighted, scaled = data.size > 0, col_scale.size > 0
+    for r in prange(dst.shape[0]):
+        acc = dst[r]
         acc[:] = 0.0
-        for p in range(indptr[r], indptr[r + 1]):
-            # a slice, so the inner loop indexes from 0 (no wraparound check) and vectorises
-            row = src[indices[p], src_lo : src_lo + width]
-            if plain:
-                for j in range(width):
-                    acc[j] += row[j]
-            else:
-                weight = data[p] * col_scale[indices[p]]
+        for p in range(indptr[r0 + r], indptr[r0 + r + 1]):
+            row = src[indices[p]]  # a whole row: the inner loop indexes from 0 and vectorises
+            if weighted or scaled:
+                weight = (data[p] if weighted else 1.0) * (col_scale[indices[p]] if scaled else 1.0)
                 for j in range(width):
                     acc[j] += weight * row[j]
-        scale = row_scale[r]
+            else:
+                for j in range(width):
+                    acc[j] += row[j]
+        scale = row_scale[r0 + r]
         if normalize:
             norm = 0.0
             for j in range(width):
@@ -42,6 +132,37 @@ def gather_rows(indptr, indices, data, plain, row_scale, col_scale, normalize, s
         if scale != 1.0:
             for j in range(width):
                 acc[j] *= scale
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def scatter_rows(indptr, indices, data, src, r0, dst, parts):  # pragma: no cover - numba
+    """``dst[c_p] += data_p * src[r]`` over the entries ``p`` of CSR row ``r0 + r``, for
+    every row ``r`` of ``src`` (empty ``data``: ones): adds ``Aᵀ src`` for a chunk of A's
+    rows. Each of ``parts`` threads owns a slice of ``dst``'s columns and walks every entry,
+    so no two threads write the same element and each element sums its rows in order."""
+    width = dst.shape[1]
+    step = (width + parts - 1) // parts
+    weighted = data.size > 0
+    for t in prange(parts):
+        lo = t * step
+        hi = min(width, lo + step)
+        for r in range(src.shape[0]):
+            row = src[r, lo:hi]
+            for p in range(indptr[r0 + r], indptr[r0 + r + 1]):
+                acc = dst[indices[p], lo:hi]
+                if weighted:
+                    weight = data[p]
+                    for j in range(hi - lo):
+                        acc[j] += weight * row[j]
+                else:
+                    for j in range(hi - lo):
+                        acc[j] += row[j]
+
+
+def column_parts(width: int) -> int:
+    """Threads for :func:`scatter_rows`: one per core, each with 16+ columns (a cache line
+    of float32), so threads never share a line."""
+    return max(1, min(numba.get_num_threads(), width // 16))
 
 
 def spmm(
@@ -64,6 +185,5 @@ def spmm(
         else np.ascontiguousarray(row_scale, dtype=np.float32)
     )
     data = a.data.astype(np.float32, copy=False)
-    gather_rows(a.indptr, a.indices, data, False, scale, np.ones(x.shape[0], dtype=np.float32),
-                normalize, x, 0, out, 0, x.shape[1])
+    gather_rows(a.indptr, a.indices, data, scale, NO_WEIGHTS, normalize, x, 0, out)
     return out
