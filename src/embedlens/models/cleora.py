@@ -95,8 +95,8 @@ def whiten(x: np.ndarray, rel_floor: float = 1e-6) -> np.ndarray:
 
 
 #: Bytes of hyperedge rows propagated per chunk: the chunk's buffer stays in cache while its
-#: rows are pushed back to the items. (ML-25M shape, d256, 2 cores: 4 MiB and 8 MiB chunks
-#: run alike, 16 MiB is 20% slower.)
+#: rows are pushed back to the items. (ML-25M shape, d256, 2 cores: 1, 2 and 4 MiB chunks
+#: ran alike, 16 MiB about 20% slower.)
 CHUNK_BYTES = 4 << 20
 
 
