@@ -264,8 +264,9 @@ def _check_chunk(users: np.ndarray, items: np.ndarray) -> None:
         raise DataError("pattern_incidence needs integer user and item ids.")
 
 
-def _id_spans(chunks: IdChunks) -> list[tuple[int, int]]:
-    """(smallest id, span) of users and of items over all chunks; errors if empty or huge."""
+def _id_spans(chunks: IdChunks) -> tuple[list[tuple[int, int]], int]:
+    """(smallest id, span) of users and of items over all chunks, and the number of rows;
+    errors if empty or huge."""
     lows, highs, n = [np.inf, np.inf], [-np.inf, -np.inf], 0
     for users, items in chunks():
         users, items = np.asarray(users), np.asarray(items)
@@ -281,7 +282,7 @@ def _id_spans(chunks: IdChunks) -> list[tuple[int, int]]:
     for _, span in spans:
         if span > _MAX_ID_SPAN:
             raise DataError(f"Ids span {span:,} values; re-number them first.")
-    return spans
+    return spans, n
 
 
 def pattern_incidence_chunks(chunks: IdChunks) -> tuple[CompactCsr, np.ndarray, np.ndarray]:
@@ -295,8 +296,9 @@ def pattern_incidence_chunks(chunks: IdChunks) -> tuple[CompactCsr, np.ndarray, 
     65,536 items), against ~40 for :meth:`InteractionMatrix.from_frame`, which keeps ratings
     and times for every method.
     """
-    (base_u, span_u), (base_i, span_i) = _id_spans(chunks)
-    counts = np.zeros(span_u, dtype=np.int64)
+    ((base_u, span_u), (base_i, span_i)), n_rows = _id_spans(chunks)
+    # a table over the whole user id span: int32 unless the log could overflow it
+    counts = np.zeros(span_u, dtype=np.int32 if n_rows < 2**31 else np.int64)
     present = np.zeros(span_i, dtype=np.uint8)
     for users, items in chunks():
         _count_pairs(np.asarray(users), np.asarray(items), base_u, base_i, counts, present)
