@@ -22,8 +22,9 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident memory of this process so far, in MiB (macOS reports bytes, Linux KiB)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
 def print_table(rows: list[dict[str, Any]], title: str) -> None:
@@ -48,7 +49,8 @@ class PeakMemory:
     ``/proc/self/clear_refs``), so it is exact and sees code that holds the GIL. A sampling
     thread does not: it misses everything a compiled extension allocates and frees inside
     one call (pycleora's graph build peaks at 1.8 GB where a 5 ms sampler saw 0.4 GB).
-    Without that file (not Linux), the process's lifetime peak (``ru_maxrss``) is used.
+    Without that file (not Linux), ``peak_mb`` is the process's lifetime peak
+    (``ru_maxrss``) and ``extra_mb`` is measured from the lifetime peak at entry.
     """
 
     @staticmethod

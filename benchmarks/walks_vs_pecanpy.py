@@ -107,7 +107,7 @@ def bench_end_to_end(num_walks: int, length: int, dim: int) -> list[dict]:
     t_theirs = time.perf_counter() - start
     their_ids = np.array([int(e) for e in graph.entity_ids])
     for name, emb, wall in (("embedlens node2vec (walks + gensim SGNS)", sgns, t_sgns),
-                            ("embedlens node2vec (walks + PMI-SVD, default)", svd, t_svd),
+                            ("embedlens node2vec (walks + PMI-SVD)", svd, t_svd),
                             ("pycleora embed_node2vec (walks + PMI-SVD)",
                              Embeddings(their_ids, theirs), t_theirs)):
         r = evaluate_model(ImportedModel.from_embeddings(emb, similarity="cosine"), data)

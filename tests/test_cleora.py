@@ -258,3 +258,25 @@ def test_compact_csr_matches_scipy():
     assert np.array_equal(c.to_csr().toarray(), m.toarray())
     ones = CompactCsr.from_csr((m != 0).astype(np.float32))
     assert ones.data is None and np.allclose(ones.rmatvec(v), (m != 0).T @ v)
+
+
+def test_pattern_chunks_must_repeat_the_same_log():
+    """A one-shot iterator, or a log that changes between passes, is an error, not a wrong
+    (or out-of-bounds) matrix."""
+    from embedlens.prep.encoding import pattern_incidence_chunks
+
+    users, items = np.array([1, 1, 2]), np.array([10, 11, 10])
+    one_shot = iter([(users, items)])
+    with pytest.raises(DataError, match="changed between passes"):
+        pattern_incidence_chunks(lambda: one_shot)
+    calls = []
+
+    def growing():  # the third pass (fill) sees an extra pair for user 2
+        calls.append(1)
+        extra = len(calls) >= 3
+        return [(np.append(users, 2) if extra else users, np.append(items, 11) if extra else items)]
+
+    with pytest.raises(DataError, match="filling pass saw 4 rows"):
+        pattern_incidence_chunks(growing)
+    b, _, _ = pattern_incidence_chunks(lambda: [(users[:2], items[:2]), (users[2:], items[2:])])
+    assert b.indptr.tolist() == [0, 2, 3] and b.indices.tolist() == [0, 1, 0]

@@ -8,8 +8,8 @@ results are identical for any thread count, and no thread needs its own accumula
 
 :class:`CompactCsr` is the matrix these kernels read: column indices are ``uint16`` when
 there are at most 65,536 columns (MovieLens has at most ~87k movies, ML-25M ~59k), half the
-memory traffic of SciPy's ``int32``. The kernels are memory-bound, so that is most of a 1.4x
-speed-up of Cleora's propagation.
+memory traffic of SciPy's ``int32``. The kernels are bound by memory bandwidth, so narrow
+indices make them faster as well as smaller.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def _rmatvec(indptr, indices, data, v, out):  # pragma: no cover - numba
             out[indices[p]] += v[r] * (data[p] if data.size > 0 else 1.0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: no element-wise == or hash
 class CompactCsr:
     """A CSR matrix for the kernels of this module: int64 row pointers, the narrowest
     column index type (:func:`index_dtype`) and float32 weights, or ``data=None`` when every
@@ -117,7 +117,9 @@ def gather_rows(indptr, indices, data, row_scale, col_scale, normalize, src, r0,
         for p in range(indptr[r0 + r], indptr[r0 + r + 1]):
             row = src[indices[p]]  # a whole row: the inner loop indexes from 0 and vectorises
             if weighted or scaled:
-                weight = (data[p] if weighted else 1.0) * (col_scale[indices[p]] if scaled else 1.0)
+                # float32 throughout, so the loop keeps single-precision vector lanes
+                weight = ((data[p] if weighted else np.float32(1.0))
+                          * (col_scale[indices[p]] if scaled else np.float32(1.0)))
                 for j in range(width):
                     acc[j] += weight * row[j]
             else:
@@ -134,18 +136,22 @@ def gather_rows(indptr, indices, data, row_scale, col_scale, normalize, src, r0,
                 acc[j] *= scale
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True)  # no fastmath: elementwise adds vectorise without it
 def scatter_rows(indptr, indices, data, src, r0, dst, parts):  # pragma: no cover - numba
     """``dst[c_p] += data_p * src[r]`` over the entries ``p`` of CSR row ``r0 + r``, for
     every row ``r`` of ``src`` (empty ``data``: ones): adds ``Aᵀ src`` for a chunk of A's
     rows. Each of ``parts`` threads owns a slice of ``dst``'s columns and walks every entry,
     so no two threads write the same element and each element sums its rows in order."""
     width = dst.shape[1]
-    step = (width + parts - 1) // parts
+    # slices of a multiple of 16 float32 (a 64-byte cache line): when the width is a
+    # multiple of 16 too (64, 128, 256...), threads never share a line
+    step = ((width + parts - 1) // parts + 15) // 16 * 16
     weighted = data.size > 0
     for t in prange(parts):
         lo = t * step
         hi = min(width, lo + step)
+        if lo >= hi:
+            continue
         for r in range(src.shape[0]):
             row = src[r, lo:hi]
             for p in range(indptr[r0 + r], indptr[r0 + r + 1]):
@@ -160,8 +166,8 @@ def scatter_rows(indptr, indices, data, src, r0, dst, parts):  # pragma: no cove
 
 
 def column_parts(width: int) -> int:
-    """Threads for :func:`scatter_rows`: one per core, each with 16+ columns (a cache line
-    of float32), so threads never share a line."""
+    """Threads for :func:`scatter_rows`: one per core, but no more than there are 16-column
+    slices (a 64-byte cache line of float32) to give them."""
     return max(1, min(numba.get_num_threads(), width // 16))
 
 

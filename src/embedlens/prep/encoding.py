@@ -194,10 +194,17 @@ IdChunks = Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
 
 @njit(cache=True)
 def _count_pairs(u, i, base_u, base_i, counts, present):  # pragma: no cover - numba
-    """Entries per user and the items present, in dense tables over the id spans."""
+    """Entries per user and the items present, in dense tables over the id spans; returns
+    how many pairs fell outside the spans (0 unless the log changed since they were read)."""
+    bad = 0
     for k in range(u.size):
-        counts[u[k] - base_u] += 1
-        present[i[k] - base_i] = 1
+        ru, ri = u[k] - base_u, i[k] - base_i
+        if ru < 0 or ru >= counts.size or ri < 0 or ri >= present.size:
+            bad += 1
+            continue
+        counts[ru] += 1
+        present[ri] = 1
+    return bad
 
 
 @njit(cache=True)
@@ -218,12 +225,23 @@ def _codes_of_present(table, base):  # pragma: no cover - numba
 
 
 @njit(cache=True)
-def _fill_pairs(u, i, base_u, lut_u, base_i, lut_i, fill, indices):  # pragma: no cover
-    """Counting sort's second half: each pair's item code goes to its row's next slot."""
+def _fill_pairs(u, i, base_u, lut_u, base_i, lut_i, indptr, fill, indices):  # pragma: no cover
+    """Counting sort's second half: each pair's item code goes to its row's next slot.
+    Returns how many pairs had no place (0 unless the log changed since it was counted):
+    without the checks a changed log would write out of bounds."""
+    bad = 0
     for k in range(u.size):
-        r = lut_u[u[k] - base_u]
-        indices[fill[r]] = lut_i[i[k] - base_i]
+        ru, ri = u[k] - base_u, i[k] - base_i
+        if ru < 0 or ru >= lut_u.size or ri < 0 or ri >= lut_i.size:
+            bad += 1
+            continue
+        r, c = lut_u[ru], lut_i[ri]
+        if r < 0 or c < 0 or fill[r] >= indptr[r + 1]:
+            bad += 1
+            continue
+        indices[fill[r]] = c
         fill[r] += 1
+    return bad
 
 
 @njit(parallel=True, cache=True)
@@ -285,6 +303,17 @@ def _id_spans(chunks: IdChunks) -> tuple[list[tuple[int, int]], int]:
     return spans, n
 
 
+def _check_pass(name: str, expected: int, seen: int, bad: int) -> None:
+    """Each pass must see the log the first one measured: a one-shot iterator or a file
+    rewritten in between would otherwise give a wrong (or empty) matrix."""
+    if seen != expected or bad:
+        raise DataError(
+            f"The log changed between passes: the {name} pass saw {seen:,} rows "
+            f"({bad:,} unexpected) where the first saw {expected:,}. chunks() must return a "
+            "fresh iterable over the same data on every call."
+        )
+
+
 def pattern_incidence_chunks(chunks: IdChunks) -> tuple[CompactCsr, np.ndarray, np.ndarray]:
     """The users x items 0/1 matrix of a large log given in pieces, lean: integer ids only,
     one entry per distinct pair, no rating, time or per-row index arrays, and never the
@@ -300,8 +329,13 @@ def pattern_incidence_chunks(chunks: IdChunks) -> tuple[CompactCsr, np.ndarray, 
     # a table over the whole user id span: int32 unless the log could overflow it
     counts = np.zeros(span_u, dtype=np.int32 if n_rows < 2**31 else np.int64)
     present = np.zeros(span_i, dtype=np.uint8)
+    seen = bad = 0
     for users, items in chunks():
-        _count_pairs(np.asarray(users), np.asarray(items), base_u, base_i, counts, present)
+        users, items = np.asarray(users), np.asarray(items)
+        _check_chunk(users, items)
+        seen += users.size
+        bad += _count_pairs(users, items, base_u, base_i, counts, present)
+    _check_pass("counting", n_rows, seen, bad)
     lut_u, user_ids = _codes_of_present(counts, base_u)
     lut_i, item_ids = _codes_of_present(present, base_i)
     del present
@@ -310,9 +344,13 @@ def pattern_incidence_chunks(chunks: IdChunks) -> tuple[CompactCsr, np.ndarray, 
     del counts
     indices = np.empty(indptr[-1], dtype=index_dtype(item_ids.size))
     fill = indptr[:-1].copy()
+    seen = bad = 0
     for users, items in chunks():
-        _fill_pairs(np.asarray(users), np.asarray(items), base_u, lut_u, base_i, lut_i, fill,
-                    indices)
+        users, items = np.asarray(users), np.asarray(items)
+        _check_chunk(users, items)
+        seen += users.size
+        bad += _fill_pairs(users, items, base_u, lut_u, base_i, lut_i, indptr, fill, indices)
+    _check_pass("filling", n_rows, seen, bad)
     del fill, lut_u, lut_i
     kept = np.empty(user_ids.size, dtype=np.int64)
     _dedup_rows(indptr, indices, item_ids.size, kept, max(1, min(8, numba.get_num_threads())))
@@ -352,7 +390,14 @@ def pattern_incidence_parquet(
                             "not integer ids.")
 
     def chunks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        for batch in log.iter_batches(batch_rows, columns=[user_col, item_col], use_threads=False):
+        batches = log.iter_batches(batch_rows, columns=[user_col, item_col], use_threads=False)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except (OSError, pa.ArrowException) as exc:  # e.g. a corrupt row group
+                raise DataError(f"Cannot read the Parquet log {path}: {exc}") from exc
             if batch.column(0).null_count or batch.column(1).null_count:
                 raise DataError(f"{path}: null ids in {user_col!r} or {item_col!r}.")
             yield batch.column(0).to_numpy(), batch.column(1).to_numpy()
