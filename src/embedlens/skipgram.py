@@ -21,10 +21,14 @@ from embedlens.errors import DataError
 from embedlens.progress import bar
 
 
-def walk_sentences(walks: np.ndarray) -> list[list[int]]:
-    """Rows of the walk matrix without their -1 padding, as lists of ints."""
+def _check_walks(walks: np.ndarray) -> None:
     if walks.ndim != 2:
         raise DataError(f"Walks must be a 2-D matrix, got shape {walks.shape}.")
+
+
+def walk_sentences(walks: np.ndarray) -> list[list[int]]:
+    """Rows of the walk matrix without their -1 padding, as lists of ints."""
+    _check_walks(walks)
     if (walks >= 0).all():
         return walks.tolist()
     lengths = (walks >= 0).sum(axis=1)
@@ -130,8 +134,7 @@ def walk_pmi_svd(
     """
     from scipy.sparse.linalg import svds
 
-    if walks.ndim != 2:
-        raise DataError(f"Walks must be a 2-D matrix, got shape {walks.shape}.")
+    _check_walks(walks)
     if dim < 1 or window < 1:
         raise DataError("walk_pmi_svd needs dim >= 1 and window >= 1.")
     rows, cols, vals = _window_pairs(np.ascontiguousarray(walks, dtype=np.int32), window)

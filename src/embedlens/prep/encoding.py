@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numba
 import numpy as np
@@ -275,20 +276,22 @@ def _compact_rows(indptr, indices, kept):  # pragma: no cover - numba
     indptr[indptr.size - 1] = at
 
 
-def _check_chunk(users: np.ndarray, items: np.ndarray) -> None:
-    if users.shape != items.shape or users.ndim != 1:
-        raise DataError("users and items must be 1-D arrays of the same length.")
-    if not (np.issubdtype(users.dtype, np.integer) and np.issubdtype(items.dtype, np.integer)):
-        raise DataError("pattern_incidence needs integer user and item ids.")
+def _checked_chunks(chunks: IdChunks) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """One pass over the chunks, each as two arrays checked to be 1-D integer ids alike."""
+    for users, items in chunks():
+        users, items = np.asarray(users), np.asarray(items)
+        if users.shape != items.shape or users.ndim != 1:
+            raise DataError("users and items must be 1-D arrays of the same length.")
+        if not (np.issubdtype(users.dtype, np.integer) and np.issubdtype(items.dtype, np.integer)):
+            raise DataError("pattern_incidence needs integer user and item ids.")
+        yield users, items
 
 
 def _id_spans(chunks: IdChunks) -> tuple[list[tuple[int, int]], int]:
     """(smallest id, span) of users and of items over all chunks, and the number of rows;
     errors if empty or huge."""
     lows, highs, n = [np.inf, np.inf], [-np.inf, -np.inf], 0
-    for users, items in chunks():
-        users, items = np.asarray(users), np.asarray(items)
-        _check_chunk(users, items)
+    for users, items in _checked_chunks(chunks):
         n += users.size
         for k, values in enumerate((users, items)):
             if values.size:
@@ -303,9 +306,15 @@ def _id_spans(chunks: IdChunks) -> tuple[list[tuple[int, int]], int]:
     return spans, n
 
 
-def _check_pass(name: str, expected: int, seen: int, bad: int) -> None:
-    """Each pass must see the log the first one measured: a one-shot iterator or a file
+def _run_pass(name: str, chunks: IdChunks, expected: int, kernel: Callable[..., int],
+              *args: Any) -> None:
+    """``kernel(users, items, *args)`` on every chunk; it returns its count of pairs with no
+    place. Each pass must see the log the first one measured: a one-shot iterator or a file
     rewritten in between would otherwise give a wrong (or empty) matrix."""
+    seen = bad = 0
+    for users, items in _checked_chunks(chunks):
+        seen += users.size
+        bad += kernel(users, items, *args)
     if seen != expected or bad:
         raise DataError(
             f"The log changed between passes: the {name} pass saw {seen:,} rows "
@@ -329,13 +338,7 @@ def pattern_incidence_chunks(chunks: IdChunks) -> tuple[CompactCsr, np.ndarray, 
     # a table over the whole user id span: int32 unless the log could overflow it
     counts = np.zeros(span_u, dtype=np.int32 if n_rows < 2**31 else np.int64)
     present = np.zeros(span_i, dtype=np.uint8)
-    seen = bad = 0
-    for users, items in chunks():
-        users, items = np.asarray(users), np.asarray(items)
-        _check_chunk(users, items)
-        seen += users.size
-        bad += _count_pairs(users, items, base_u, base_i, counts, present)
-    _check_pass("counting", n_rows, seen, bad)
+    _run_pass("counting", chunks, n_rows, _count_pairs, base_u, base_i, counts, present)
     lut_u, user_ids = _codes_of_present(counts, base_u)
     lut_i, item_ids = _codes_of_present(present, base_i)
     del present
@@ -344,13 +347,8 @@ def pattern_incidence_chunks(chunks: IdChunks) -> tuple[CompactCsr, np.ndarray, 
     del counts
     indices = np.empty(indptr[-1], dtype=index_dtype(item_ids.size))
     fill = indptr[:-1].copy()
-    seen = bad = 0
-    for users, items in chunks():
-        users, items = np.asarray(users), np.asarray(items)
-        _check_chunk(users, items)
-        seen += users.size
-        bad += _fill_pairs(users, items, base_u, lut_u, base_i, lut_i, indptr, fill, indices)
-    _check_pass("filling", n_rows, seen, bad)
+    _run_pass("filling", chunks, n_rows, _fill_pairs, base_u, lut_u, base_i, lut_i, indptr,
+              fill, indices)
     del fill, lut_u, lut_i
     kept = np.empty(user_ids.size, dtype=np.int64)
     _dedup_rows(indptr, indices, item_ids.size, kept, max(1, min(8, numba.get_num_threads())))
