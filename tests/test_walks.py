@@ -139,3 +139,12 @@ def test_pmi_svd_separates_two_communities_and_is_deterministic():
     # a dimension above the node count leaves the extra columns zero instead of failing
     wide, _ = walk_pmi_svd(walks, 40, dim=64, window=3, seed=0)
     assert wide.shape == (40, 64) and not wide[:, 39:].any()
+
+
+@pytest.mark.parametrize("method", ["node2vec", "deepwalk"])
+def test_unknown_walk_embedding_is_a_clear_error(method):
+    from embedlens.models import get_model_class
+
+    train = InteractionMatrix.from_frame(log([(1, 10, 5.0, 0), (1, 20, 5.0, 1)]))
+    with pytest.raises(DataError, match="embedding must be 'pmi-svd' or 'sgns', got 'glove'"):
+        get_model_class(method)(embedding="glove").fit(train)

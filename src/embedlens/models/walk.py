@@ -36,6 +36,9 @@ class WalkModel(EmbeddingModel):
 
     def fit(self, train: InteractionMatrix, dataset: Dataset | None = None) -> Self:
         p = self.params
+        if p["embedding"] not in ("pmi-svd", "sgns"):  # before the walks, not after
+            raise DataError(f"{self.name} embedding must be 'pmi-svd' or 'sgns', "
+                            f"got {p['embedding']!r}.")
         g = self.graph(train)
         walks = random_walks(
             g, int(p["num_walks"]), int(p["walk_length"]), float(p.get("p", 1.0)),
@@ -44,15 +47,12 @@ class WalkModel(EmbeddingModel):
         if p["embedding"] == "pmi-svd":
             vectors, found = walk_pmi_svd(walks, g.n_nodes, int(p["dim"]), int(p["window"]),
                                           int(p["seed"]))
-        elif p["embedding"] == "sgns":
+        else:
             vectors, found = train_skipgram(
                 walks, g.n_nodes, int(p["dim"]), int(p["window"]), int(p["negative"]),
                 int(p["epochs"]), int(p["seed"]), int(p["workers"]), self.history,
                 float(p["sample"]),
             )
-        else:
-            raise DataError(f"{self.name} embedding must be 'pmi-svd' or 'sgns', "
-                            f"got {p['embedding']!r}.")
         self.item_embeddings = Embeddings(
             g.ids[found], vectors[found], "item", item_metadata(dataset),
             counts=g.degrees()[found],
