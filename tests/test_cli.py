@@ -63,7 +63,11 @@ def test_als_run_similar_and_cleora_file(ml_dir, tmp_path):
     from embedlens.export import to_cleora
 
     out_file = to_cleora(Embeddings.load(run_dir / "items.parquet"), tmp_path / "als.out")
-    run("evaluate", str(out_file), "--dataset", "ml-100k", "--data-dir", str(ml_dir))
+    proc = run("evaluate", str(out_file), "--dataset", "ml-100k", "--data-dir", str(ml_dir),
+               ok=False)
+    assert proc.returncode == 2 and "--trained-on user-time-0.2" in proc.stderr
+    run("evaluate", str(out_file), "--dataset", "ml-100k", "--data-dir", str(ml_dir),
+        "--trained-on", "user-time-0.2")
     report = json.loads((tmp_path / "als.evaluation-user-time-0.2.json").read_text())
     assert report["n_users"] > 800 and 0 < report["ndcg@10"] < 1
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import threading
+import time
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from embedlens.data import load_movielens, registry
-from embedlens.data.download import cache_dir, fetch
-from embedlens.errors import DatasetNotAvailableError, DownloadError
+from embedlens.data import download, load_movielens, registry
+from embedlens.data.download import EXTRACTED_MARKER, cache_dir, fetch
+from embedlens.errors import DataError, DatasetNotAvailableError, DownloadError
 
 
 def _ml1m_zip(tmp_path):
@@ -24,7 +25,8 @@ def _ml1m_zip(tmp_path):
 
 
 class _Server:
-    """Serves /<mode>/ml-1m.zip: ok (full file), cut (connection dropped half way)."""
+    """Serves /<mode>/ml-1m.zip: ok (full file), cut (connection dropped half way), stall
+    (half, then silence), slow (a few bytes at a time)."""
 
     def __init__(self, payload: bytes):
         self.payload = payload
@@ -53,6 +55,17 @@ class _Server:
                     self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()
                     self.connection.close()
+                    return
+                if self.path.startswith("/stall/"):
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    time.sleep(3)
+                    return
+                if self.path.startswith("/slow/"):
+                    for start in range(0, len(body), 8):
+                        self.wfile.write(body[start : start + 8])
+                        self.wfile.flush()
+                        time.sleep(0.05)
                     return
                 self.wfile.write(body)
 
@@ -123,5 +136,108 @@ def test_offline_says_where_to_put_the_zip(monkeypatch):
 
 
 def test_no_download_flag(monkeypatch):
-    with pytest.raises(DatasetNotAvailableError, match="Offline"):
+    with pytest.raises(DatasetNotAvailableError, match="Offline or behind a proxy"):
         load_movielens("ml-1m", download=False)
+
+
+def test_concurrent_first_downloads_fetch_once_and_all_load(server, monkeypatch):
+    monkeypatch.setitem(registry.VARIANTS, "ml-1m", _variant(server))
+    results, errors = [], []
+
+    def load():
+        try:
+            results.append(load_movielens("ml-1m").n_interactions)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=load) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and results == [2] * 8
+    assert server.hits == ["/ok/ml-1m.zip"]
+    folder = cache_dir() / "ml-1m"
+    assert (folder / "ratings.dat").is_file() and (folder / EXTRACTED_MARKER).is_file()
+    assert not [p for p in cache_dir().iterdir() if ".extract-" in p.name]
+
+
+def test_an_incomplete_cached_folder_is_detected_and_fetched_again(server, monkeypatch):
+    monkeypatch.setitem(registry.VARIANTS, "ml-1m", _variant(server))
+    load_movielens("ml-1m")
+    (cache_dir() / "ml-1m" / "ratings.dat").unlink()
+    assert load_movielens("ml-1m").n_interactions == 2  # from the verified archive
+    (cache_dir() / "ml-1m.zip").unlink()
+    assert load_movielens("ml-1m").n_interactions == 2  # downloaded again
+    assert server.hits == ["/ok/ml-1m.zip", "/ok/ml-1m.zip"]
+    assert (cache_dir() / "ml-1m" / "ratings.dat").is_file()
+
+
+def test_an_incomplete_folder_embedlens_did_not_make_is_left_alone(server, monkeypatch):
+    monkeypatch.setitem(registry.VARIANTS, "ml-1m", _variant(server))
+    mine = cache_dir() / "ml-1m"
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(DataError, match="did not make"):
+        load_movielens("ml-1m")
+    assert (mine / "notes.txt").read_text() == "mine"
+
+
+def _zip_bytes(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_a_member_with_a_bad_crc_is_rejected_and_the_archive_deleted(tmp_path):
+    payload = bytearray(_zip_bytes({"ml-1m/ratings.dat": b"1::10::5::978300760\n" * 50,
+                                    "ml-1m/movies.dat": b"10::Heat (1995)::Action\n"},
+                                   zipfile.ZIP_STORED))
+    info = zipfile.ZipFile(__import__("io").BytesIO(bytes(payload))).getinfo(
+        "ml-1m/ratings.dat")
+    # a stored member's data follows its 30-byte local header, name and extra field
+    payload[info.header_offset + 30 + len(info.filename) + len(info.extra) + 5] ^= 0x01
+    srv = _Server(bytes(payload))
+    try:
+        with pytest.raises(DownloadError, match="damaged"):
+            fetch(_variant(srv), tmp_path / "cache")
+    finally:
+        srv.close()
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_a_member_that_unpacks_far_too_large_is_refused(tmp_path):
+    bomb = _zip_bytes({"ml-1m/ratings.dat": b"0" * (8 << 20), "ml-1m/movies.dat": b"x"})
+    srv = _Server(bomb)
+    try:
+        with pytest.raises(DownloadError, match="refused"):
+            fetch(_variant(srv), tmp_path / "cache")
+    finally:
+        srv.close()
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_a_stall_is_reported_as_a_stall(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(download, "STALL_SECONDS", 0.5)
+    with pytest.raises(DownloadError, match="stalled"):
+        fetch(_variant(server, mode="stall"), tmp_path / "cache")
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_an_overall_deadline_stops_a_trickling_download(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("EMBEDLENS_DOWNLOAD_TIMEOUT", "0.3")
+    with pytest.raises(DownloadError, match="did not finish within 0.3 s"):
+        fetch(_variant(server, mode="slow"), tmp_path / "cache")
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_a_mirror_replaces_grouplens(server, monkeypatch):
+    unreachable = dataclasses.replace(_variant(server), base_url="http://127.0.0.1:9")
+    monkeypatch.setitem(registry.VARIANTS, "ml-1m", unreachable)
+    monkeypatch.setenv("EMBEDLENS_MOVIELENS_URL", f"{server.url}/ok/")
+    assert load_movielens("ml-1m").n_interactions == 2
+    assert server.hits == ["/ok/ml-1m.zip"]

@@ -81,9 +81,36 @@ def test_metric_needs_k_columns(hits):
 
 def test_coverage():
     recs = np.array([[1, 2], [2, 3], [4, -1]])
-    # items 1..4 recommended, 4 is not a train item; 5 train items
-    assert coverage(recs, 2, np.array([0, 1, 2, 3, 5])) == pytest.approx(3 / 5)
-    assert coverage(recs, 1, np.array([0, 1, 2, 3, 5])) == pytest.approx(2 / 5)
+    # columns 1..4 recommended in the top 2 of a 5-item catalogue; -1 pads
+    assert coverage(recs, 2, 5) == pytest.approx(4 / 5)
+    assert coverage(recs, 1, 5) == pytest.approx(3 / 5)  # columns 1, 2, 4
+    with pytest.raises(DataError, match="outside the catalogue"):
+        coverage(recs, 2, 4)
+
+
+def test_coverage_counts_catalogue_columns_not_item_ids():
+    """Item ids far from 0..n-1 (as in ml-latest-small): coverage must count the columns the
+    recommendations index, checked against an independent computation on the ids."""
+    import polars as pl
+
+    from embedlens.data.dataset import Dataset
+    from embedlens.evaluate import EvalSplit, evaluate_model
+    from embedlens.models import get_model_class
+
+    rng = np.random.default_rng(3)
+    ids = np.sort(rng.choice(np.arange(1000, 200_000), size=60, replace=False))
+    rows = [(u, int(i), 4.0, t) for u in range(40)
+            for t, i in enumerate(rng.choice(ids, size=12, replace=False))]
+    log = pl.DataFrame(rows, schema=["user_id", "item_id", "rating", "timestamp"],
+                       orient="row").with_columns(pl.col("rating").cast(pl.Float32))
+    data = EvalSplit.prepare(Dataset("sparse-ids", log), "random-0.2")
+    model = get_model_class("random")(seed=1).fit(data.train)
+    report = evaluate_model(model, data, k=5)
+    # independent: the top-5 item ids per test user, mapped back to ids, over train's ids
+    recs = model.recommend(data.train, data.train.users.ids[data.users], k=5)
+    expected = recs["item_id"].n_unique() / data.split.train["item_id"].n_unique()
+    assert report["coverage@5"] == pytest.approx(expected)
+    assert report["coverage@5"] > 0.5  # the old id-vs-index mix-up gave 0 here
 
 
 def test_confidence_interval_matches_replay_docstring():
@@ -96,7 +123,7 @@ def test_confidence_interval_matches_replay_docstring():
 
 
 def test_ranking_report_averages_over_truth_users():
-    report = ranking_report(RECS, TRUTH, np.arange(10), k=4)
+    report = ranking_report(RECS, TRUTH, 10, k=4)
     assert report["hitrate@4"] == pytest.approx(2 / 3)
     assert report["mrr@4"] == pytest.approx(1 / 3)
     assert report["precision@4"] == pytest.approx(0.25)

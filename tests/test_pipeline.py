@@ -202,9 +202,13 @@ def test_queries_over_the_full_run(full_run, tmp_path):
     run("export", str(out), "--format", "word2vec", "--out", str(tmp_path / "exp"))
     exported = {p.parent.parent.name for p in (tmp_path / "exp").rglob("*.txt")}
     assert exported == set(ALL_METHODS)
-    scored = run("evaluate", str(out), "--method", "cleora", "--protocol", "user-time-0.2").stdout
-    assert "cleora on user-time-0.2" in scored
-    assert (out / "cleora" / "evaluation-user-time-0.2.json").is_file()
+    scored = run("evaluate", str(out), "--method", "cleora").stdout
+    assert "cleora on random-0.2" in scored
+    # another protocol's test rows are in this run's train part: refused, nothing saved
+    proc = run("evaluate", str(out), "--method", "cleora", "--protocol", "user-time-0.2",
+               ok=False)
+    assert proc.returncode == 2 and "would leak" in proc.stderr
+    assert not (out / "cleora" / "evaluation-user-time-0.2.json").exists()
     proc = run("similar", str(out), "star wars", "--method", "ease", ok=False)
     assert proc.returncode == 2 and "ease is not a successful method" in proc.stderr
 
@@ -245,6 +249,6 @@ def test_a_failing_method_is_reported_and_the_others_finish(slice_dir, tmp_path)
 def test_run_refuses_a_folder_that_is_not_a_run(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     proc = run("run", "--out", str(tmp_path), "--methods", "cleora", ok=False)
-    assert proc.returncode == 2 and "is not an embedlens run" in proc.stderr
+    assert proc.returncode == 2 and "was not created by embedlens" in proc.stderr
     assert (tmp_path / "notes.txt").read_text() == "mine"
 

@@ -5,8 +5,17 @@ import polars as pl
 import pytest
 
 from embedlens.embeddings import Embeddings
-from embedlens.errors import DataError
-from embedlens.models.text import DEFAULT_ENCODER, cached_encode, load_encoder, movie_texts
+from embedlens.errors import DataError, EmbedlensWarning
+from embedlens.models.text import (
+    DEFAULT_ENCODER,
+    cache_file,
+    cached_encode,
+    encoder_identity,
+    load_encoder,
+    movie_texts,
+)
+
+FAKE = {"kind": "injected", "name": "fake"}
 
 
 def test_movie_texts_with_year_genres_and_top_tags():
@@ -30,12 +39,46 @@ def test_cache_encodes_each_text_once(tmp_path):
         calls.append(list(texts))
         return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
 
-    a = cached_encode(["ab", "abc"], "fake", lambda: encode, tmp_path)
-    b = cached_encode(["abc", "abcd", "ab"], "fake", lambda: encode, tmp_path)
+    a = cached_encode(["ab", "abc"], FAKE, lambda: encode, tmp_path)
+    b = cached_encode(["abc", "abcd", "ab"], FAKE, lambda: encode, tmp_path)
     assert [sorted(c) for c in calls] == [["ab", "abc"], ["abcd"]]
     assert np.array_equal(b[0], a[1]) and np.array_equal(b[2], a[0])
-    c = cached_encode(["ab"], "fake", lambda: pytest.fail("must not load"), tmp_path)
+    c = cached_encode(["ab"], FAKE, lambda: pytest.fail("must not load"), tmp_path)
     assert np.array_equal(c[0], a[0])
+    assert [p.name for p in tmp_path.iterdir()] == [cache_file(tmp_path, FAKE).name]
+
+
+def _encode(texts):
+    return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
+
+
+def test_a_truncated_cache_is_a_miss_with_a_warning_and_is_rewritten(tmp_path):
+    cached_encode(["ab", "abc"], FAKE, lambda: _encode, tmp_path)
+    path = cache_file(tmp_path, FAKE)
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.warns(EmbedlensWarning, match="unreadable text-encoder cache"):
+        out = cached_encode(["ab"], FAKE, lambda: _encode, tmp_path)
+    assert out[0].tolist() == [2.0, 1.0]
+    again = cached_encode(["ab"], FAKE, lambda: pytest.fail("must not load"), tmp_path)
+    assert again[:, 0].tolist() == [2.0]  # the rewritten cache is whole again
+
+
+def test_the_cache_is_keyed_by_the_encoders_full_identity(tmp_path):
+    """Two model2vec folders with the same name are different encoders: their vectors never
+    share a cache file."""
+    a, b = tmp_path / "x" / "m2v", tmp_path / "y" / "m2v"
+    for folder, size in ((a, 3), (b, 4)):
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(b"0" * size)
+    ident_a, ident_b = encoder_identity(model2vec_path=str(a)), encoder_identity(
+        model2vec_path=str(b))
+    assert ident_a != ident_b
+    assert cache_file(tmp_path, ident_a) != cache_file(tmp_path, ident_b)
+    before = cache_file(tmp_path, ident_a)
+    (a / "model.safetensors").write_bytes(b"0" * 9)  # the model changed on disk
+    assert cache_file(tmp_path, encoder_identity(model2vec_path=str(a))) != before
+    default = encoder_identity()
+    assert default["package"] == DEFAULT_ENCODER and default["version"] != "absent"
 
 
 @pytest.mark.slow

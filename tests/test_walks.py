@@ -145,6 +145,7 @@ def test_pmi_svd_separates_two_communities_and_is_deterministic():
 def test_unknown_walk_embedding_is_a_clear_error(method):
     from embedlens.models import get_model_class
 
-    train = InteractionMatrix.from_frame(log([(1, 10, 5.0, 0), (1, 20, 5.0, 1)]))
-    with pytest.raises(DataError, match="embedding must be 'pmi-svd' or 'sgns', got 'glove'"):
-        get_model_class(method)(embedding="glove").fit(train)
+    # refused when the model is built, before any walk
+    with pytest.raises(DataError, match=f"{method} parameter embedding must be one of "
+                       "'pmi-svd', 'sgns', got 'glove'"):
+        get_model_class(method)(embedding="glove")

@@ -9,10 +9,12 @@ from typing import Annotated, Any
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from embedlens.errors import EmbedlensError
-from embedlens.progress import set_quiet
+from embedlens.progress import quiet_from_env, set_quiet
 
 app = typer.Typer(
     help="Movie and user embeddings from MovieLens (or any interaction log), evaluated.",
@@ -21,7 +23,13 @@ app = typer.Typer(
 )
 datasets_app = typer.Typer(help="List MovieLens variants, or show one's counts.")
 app.add_typer(datasets_app, name="datasets")
-console = Console()
+console = Console(highlight=False)
+_debug = False
+
+
+def _t(value: object) -> Text:
+    """A table cell shown as written: titles such as "[/]" are text, not console markup."""
+    return Text("" if value is None else str(value))
 
 DataDirOpt = Annotated[
     Path | None,
@@ -33,11 +41,29 @@ DataDirOpt = Annotated[
 ]
 
 
+ColumnsOpt = Annotated[
+    str | None,
+    typer.Option("--columns", help="Column names of a log file, e.g. "
+                 "user=uid,item=sku,rating=,timestamp=ts (empty: the log has none)."),
+]
+
+
 @app.callback()
 def _main(
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars "
+                                        "(also EMBEDLENS_QUIET=1).")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an "
+                                        "unexpected error.")] = False,
 ) -> None:
-    set_quiet(quiet)
+    global _debug
+    _debug = debug
+    set_quiet(quiet or quiet_from_env())
+
+
+def _columns(spec: str | None) -> dict[str, str | None] | None:
+    from embedlens.data.local import parse_columns
+
+    return parse_columns(spec) or None
 
 
 @datasets_app.callback(invoke_without_command=True)
@@ -61,17 +87,77 @@ def datasets(ctx: typer.Context, data_dir: DataDirOpt = None) -> None:
 def datasets_info(
     name: Annotated[str, typer.Argument(help="Variant, e.g. ml-100k, or a CSV/Parquet log.")],
     data_dir: DataDirOpt = None,
+    columns: ColumnsOpt = None,
 ) -> None:
     """Load a dataset and print its counts."""
     from embedlens.data import load_dataset
 
-    ds = load_dataset(name, data_dir=str(data_dir) if data_dir else None)
-    table = Table(title=ds.name, show_header=False)
-    for key, value in ds.summary().items():
+    ds = load_dataset(name, data_dir=str(data_dir) if data_dir else None,
+                      columns=_columns(columns))
+    table = Table(title=_t(ds.name), show_header=False)
+    summary = ds.summary()
+    summary["duplicates_merged"] = int(ds.meta.get("duplicates_merged", 0))
+    for key, value in summary.items():
         shown = f"{value:,}" if isinstance(value, int) else (
             f"{value:.4g}" if isinstance(value, float) else str(value)
         )
-        table.add_row(key, shown)
+        table.add_row(key, _t(shown))
+    console.print(table)
+
+
+@datasets_app.command("split")
+def datasets_split(
+    name: Annotated[str, typer.Argument(help="Variant, e.g. ml-100k, or a CSV/Parquet log.")],
+    out: Annotated[Path, typer.Option("--out", help="New folder for train.csv and test.csv.")],
+    protocol: Annotated[str | None, typer.Option("--protocol", help="Which split.")] = None,
+    data_dir: DataDirOpt = None,
+    columns: ColumnsOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a split embedlens wrote "
+                                        "there before.")] = False,
+) -> None:
+    """Write a protocol's train and test parts as CSV, to train another tool on exactly the
+    rows embedlens evaluates against (then `evaluate FILE --trained-on PROTOCOL`)."""
+    from embedlens.data import load_dataset
+    from embedlens.io.files import atomic_path
+    from embedlens.io.folders import claim
+    from embedlens.prep.protocols import DEFAULT_PROTOCOL, get_protocol
+
+    protocol = protocol or DEFAULT_PROTOCOL
+    split_by = get_protocol(protocol)
+    ds = load_dataset(name, data_dir=str(data_dir) if data_dir else None,
+                      columns=_columns(columns))
+    split = split_by.split(ds.interactions, implicit=bool(ds.meta.get("implicit")))
+    with claim(out, "split", force=force) as folder:
+        for part, frame in (("train", split.train), ("test", split.test_all)):
+            with atomic_path(folder.path / f"{part}.csv") as tmp:
+                frame.write_csv(tmp)
+            console.print(_t(f"{folder.path / f'{part}.csv'}: {frame.height:,} rows"))
+
+
+@app.command()
+def methods(
+    name: Annotated[str | None, typer.Argument(help="A method: list its parameters.")] = None,
+) -> None:
+    """List the methods and baselines, or one method's parameters (type, default, allowed
+    values, meaning)."""
+    from embedlens.models import BASELINES, MODELS, get_model_class
+
+    if name is None:
+        table = Table(title="Methods (embedlens methods NAME lists a method's parameters)")
+        for col in ("name", "kind", "what it is"):
+            table.add_column(col)
+        for key, cls in MODELS.items():
+            paragraph = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+            doc = paragraph.split(". ")[0].rstrip(".") + "."
+            table.add_row(_t(key), "baseline" if key in BASELINES else "method", _t(doc))
+        console.print(table)
+        return
+    table = Table(title=_t(f"{name}: parameters (-p key=value, or [params.{name}] in a "
+                           "config)"))
+    for col in ("name", "type", "default", "allowed", "meaning"):
+        table.add_column(col)
+    for row in get_model_class(name).Params.describe():
+        table.add_row(*(_t(row[c]) for c in ("name", "type", "default", "constraint", "doc")))
     console.print(table)
 
 
@@ -98,7 +184,7 @@ def _parse_params(items: list[str] | None) -> dict[str, Any]:
 
 
 def _metrics_table(report: dict[str, Any], title: str) -> Table:
-    table = Table(title=title)
+    table = Table(title=_t(title))
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("± 95% CI", justify="right")
@@ -111,12 +197,12 @@ def _metrics_table(report: dict[str, Any], title: str) -> Table:
 
 def _neighbours_table(title: str, neighbours: Any) -> Table:
     """A table of an ``Embeddings.similar_by_vector``/``most_similar`` result."""
-    table = Table(title=title)
+    table = Table(title=_t(title))
     for col in ("id", "title", "genres", "score"):
         table.add_column(col)
     for row in neighbours.iter_rows(named=True):
         genres = "|".join(row.get("genres") or [])
-        table.add_row(str(row["id"]), row.get("title") or "", genres, f"{row['score']:.3f}")
+        table.add_row(_t(row["id"]), _t(row.get("title")), _t(genres), f"{row['score']:.3f}")
     return table
 
 
@@ -146,7 +232,11 @@ def run(
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of every method.")] = None,
     k: Annotated[int | None, typer.Option("--k", help="Cut-off of the metrics.")] = None,
     data_dir: DataDirOpt = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace a previous run in OUT.")]
+    columns: ColumnsOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a run embedlens wrote in "
+                                        "OUT.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Finish an interrupted run in OUT "
+                                         "(its own config unless --config is given).")]
     = False,
 ) -> None:
     """Train every method and baseline on one split; write the leaderboard and report.html."""
@@ -155,28 +245,36 @@ def run(
     from embedlens.config import RunConfig
     from embedlens.pipeline import ranked, run_all
 
-    base = RunConfig.from_toml(config) if config else RunConfig()
+    if config:
+        base = RunConfig.from_toml(config)
+    elif resume and (out / "config.toml").is_file():
+        base = RunConfig.from_toml(out / "config.toml")
+    else:
+        base = RunConfig()
     given = {
         "dataset": dataset, "protocol": protocol, "methods": methods, "baselines": baselines,
         "seed": seed, "k": k, "data_dir": str(data_dir) if data_dir else None,
+        "columns": _columns(columns),
     }
     cfg = replace(base, **{key: v for key, v in given.items() if v is not None})
-    result = run_all(cfg, out, force=force)
-    table = Table(title=f"{cfg.dataset}, {cfg.protocol}: metrics @{cfg.k}, baselines dimmed",
-                  box=box.SIMPLE_HEAD)
+    result = run_all(cfg, out, force=force, resume=resume)
+    table = Table(title=_t(f"{cfg.dataset}, {cfg.protocol}: metrics @{cfg.k}, baselines "
+                           "dimmed"), box=box.SIMPLE_HEAD)
     for col in ("#", "method", "NDCG", "± 95% CI", "HitRate", "MRR", "Recall", "fit s"):
         table.add_column(col, justify="left" if col == "method" else "right")
     for rank, r in enumerate(ranked(result.rows, cfg.k), 1):
         at = {m: f"{r[f'{m}@{cfg.k}']:.4f}" for m in ("ndcg", "hitrate", "mrr", "recall")}
         table.add_row(
-            str(rank), r["method"], at["ndcg"], f"{r[f'ndcg@{cfg.k}_ci95']:.4f}",
+            str(rank), _t(r["method"]), at["ndcg"], f"{r[f'ndcg@{cfg.k}_ci95']:.4f}",
             at["hitrate"], at["mrr"], at["recall"], f"{r['fit_seconds']:.1f}",
             style="dim" if r["role"] == "baseline" else None,
         )
     console.print(table)
-    console.print(f"{len(result.rows)} methods in {result.seconds:.0f} s → {out / 'report.html'}")
+    console.print(_t(f"{len(result.rows)} methods in {result.seconds:.0f} s → "
+                     f"{out / 'report.html'}"))
     if result.failed:
-        console.print(f"[bold red]Failed:[/] {', '.join(result.failed)} (see leaderboard.md)")
+        console.print(f"[bold red]Failed:[/] {escape(', '.join(result.failed))} (see "
+                      "leaderboard.md)")
         raise typer.Exit(1)
 
 
@@ -190,18 +288,20 @@ def train(
     param: Annotated[
         list[str] | None, typer.Option("--param", "-p", help="Model parameter key=value.")
     ] = None,
+    columns: ColumnsOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a run embedlens wrote in "
+                                        "OUT.")] = False,
 ) -> None:
     """Fit a method on a protocol's train split and save it as a run directory."""
     from embedlens.prep.protocols import DEFAULT_PROTOCOL
     from embedlens.runs import train_run
 
     info, _ = train_run(
-        method, dataset, out, protocol or DEFAULT_PROTOCOL, data_dir, _parse_params(param)
+        method, dataset, out, protocol or DEFAULT_PROTOCOL, data_dir, _parse_params(param),
+        force=force, columns=_columns(columns),
     )
-    console.print(
-        f"Trained [bold]{info.method}[/] on {info.dataset} ({info.protocol}) in "
-        f"{info.fit_seconds:.1f} s → {out}"
-    )
+    console.print(_t(f"Trained {info.method} on {info.dataset} ({info.protocol}) in "
+                     f"{info.fit_seconds:.1f} s → {out}"))
 
 
 @app.command()
@@ -212,11 +312,15 @@ def evaluate(
     dataset: Annotated[
         str | None, typer.Option("--dataset", help="Dataset (needed for an embeddings file).")
     ] = None,
-    k: Annotated[int, typer.Option("--k", help="Cut-off of the metrics.")] = 10,
+    k: Annotated[int, typer.Option("--k", min=1, help="Cut-off of the metrics.")] = 10,
     method: MethodOpt = None,
+    trained_on: Annotated[
+        str | None, typer.Option("--trained-on", help="For a file: the protocol whose train "
+                                 "part it was trained on (must be --protocol's).")] = None,
+    columns: ColumnsOpt = None,
 ) -> None:
-    """Score a run (one method's, or a method of a full run) or a Cleora .out file, and write
-    evaluation-<protocol>.json."""
+    """Score a run (one method's, or a method of a full run) on the protocol it was trained
+    on, or a Cleora .out file; write evaluation-<protocol>.json."""
     from embedlens.pipeline import method_dir
     from embedlens.prep.protocols import DEFAULT_PROTOCOL
     from embedlens.runs import evaluate_file, evaluate_run
@@ -224,16 +328,12 @@ def evaluate(
     if run.is_file():
         if dataset is None:
             raise EmbedlensError(f"Evaluating the file {run.name} needs --dataset.")
-        report = evaluate_file(run, dataset, protocol or DEFAULT_PROTOCOL, data_dir, k)
+        report = evaluate_file(run, dataset, protocol or DEFAULT_PROTOCOL, data_dir, k,
+                               trained_on=trained_on, columns=_columns(columns))
     else:
         report = evaluate_run(method_dir(run, method, "any"), protocol, data_dir, k)
     title = f"{report['method']} on {report['protocol']} ({report['n_users']:,} users)"
     console.print(_metrics_table(report, title))
-    if report.get("trained_on") not in (None, report["protocol"]):
-        console.print(
-            f"[yellow]Note:[/] trained on {report['trained_on']}; its train data may overlap "
-            f"this protocol's test set."
-        )
 
 
 @app.command()
@@ -288,23 +388,26 @@ def recommend(
     method: MethodOpt = None,
 ) -> None:
     """Top-K movies for a user from a run (the user's train movies excluded)."""
-    from embedlens.data import load_dataset
     from embedlens.evaluate import EvalSplit
     from embedlens.pipeline import method_dir
-    from embedlens.runs import load_run, resolve_dir
+    from embedlens.runs import load_run
 
     info, model = load_run(method_dir(run, method, "any"))
-    ds = load_dataset(info.dataset, data_dir=resolve_dir(data_dir) or info.data_dir)
+    ds = info.load_dataset(data_dir)
     train = EvalSplit.prepare(ds, info.protocol).train
     user_id: object = int(user) if user.lstrip("-").isdigit() else user
     recs = model.recommend(train, [user_id], k)
+    if recs.height == 0:
+        raise EmbedlensError(f"Nothing to recommend to user {user}: {info.method} has no "
+                             "candidate left (every movie is in the user's train history or "
+                             "has no vector).")
     titles = {} if ds.items is None else dict(
         zip(ds.items["item_id"].to_list(), ds.items["title"].to_list(), strict=True))
-    table = Table(title=f"Top {k} for user {user} ({info.method}, {info.protocol} train)")
+    table = Table(title=_t(f"Top {k} for user {user} ({info.method}, {info.protocol} train)"))
     for col in ("rank", "id", "title", "score"):
         table.add_column(col)
     for row in recs.iter_rows(named=True):
-        table.add_row(str(row["rank"]), str(row["item_id"]), titles.get(row["item_id"], ""),
+        table.add_row(str(row["rank"]), _t(row["item_id"]), _t(titles.get(row["item_id"], "")),
                       f"{row['score']:.3f}")
     console.print(table)
 
@@ -336,13 +439,43 @@ def export(
         if model.user_embeddings is not None:
             written += export_embeddings(model.user_embeddings, fmt, folder / "users")
         for path in written:
-            console.print(str(path))
+            console.print(_t(path))
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line on stderr (``Warning: ...``), not Python's two-line format."""
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"[yellow]Warning:[/] {escape(str(message))}")
 
 
 def main() -> None:
-    """Entry point: run the app, turning expected errors into one clear line (exit code 2)."""
+    """Entry point: run the app. Bad input ends in one line naming the problem (exit code
+    2); an interruption in one line (130); an unexpected error in one line saying how to see
+    its traceback (1)."""
+    import warnings
+
+    from embedlens.pipeline import RunInterrupted
+
+    warnings.showwarning = _show_warning
+    err = Console(stderr=True, highlight=False, soft_wrap=True)  # one line, never wrapped
     try:
         app()
+    except RunInterrupted as exc:
+        err.print(f"[bold red]Interrupted:[/] {escape(str(exc))}")
+        sys.exit(130)
     except EmbedlensError as exc:
-        Console(stderr=True).print(f"[bold red]Error:[/] {exc}", highlight=False)
+        if _debug:
+            raise
+        err.print(f"[bold red]Error:[/] {escape(str(exc))}")
         sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("[bold red]Interrupted.[/]")
+        sys.exit(130)
+    except Exception as exc:
+        if _debug:
+            raise
+        text = " ".join(str(exc).split())[:300]
+        err.print(f"[bold red]Internal error:[/] {escape(type(exc).__name__)}: {escape(text)}. "
+                  "Run the command again with --debug (embedlens --debug ...) for the "
+                  "traceback, and please report it.")
+        sys.exit(1)

@@ -58,7 +58,7 @@ class ColdSplit:
 def _report(scores_fn, users: np.ndarray, n_items: int, exclude, truth, k,
             first_cold: int = 0) -> dict[str, float]:
     recs, _ = topk(scores_fn, users, n_items, k, exclude, desc="cold-start top-K")
-    r = ranking_report(recs, truth, np.arange(n_items), k)
+    r = ranking_report(recs, truth, n_items, k)
     return {f"ndcg@{k}": r[f"ndcg@{k}"], f"ndcg@{k}_ci95": r[f"ndcg@{k}_ci95"],
             f"hitrate@{k}": r[f"hitrate@{k}"], f"hitrate@{k}_ci95": r[f"hitrate@{k}_ci95"],
             # share of recommended slots taken by cold movies (1.0 when only cold compete)

@@ -2,20 +2,22 @@
 
 A config file looks like::
 
-    dataset = "ml-100k"
+    dataset = "ml-100k"                   # or a log file: "clicks.csv"
     data_dir = "../shared/movielens"      # optional: local copies, no download
     protocol = "user-time-0.2"
     methods = ["cleora", "two-tower"]     # or "all"
     baselines = ["random", "pop", "ease"]
     seed = 42
     k = 10
+    columns = { user = "uid", item = "sku", rating = "", timestamp = "ts" }   # logs only
 
     [params.two-tower]
     epochs = 10
 
-The run directory gets the *resolved* config (every parameter of every method written out,
-data_dir made absolute), so ``embedlens run --config RUN/config.toml`` repeats the run even
-after a default changes.
+Every value is checked when the config is built (types, names, and every method's
+parameter values), so a bad config fails before anything trains. The run directory gets the
+*resolved* config (every parameter of every method written out, data_dir made absolute), so
+``embedlens run --config RUN/config.toml`` repeats the run even after a default changes.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from embedlens.errors import DataError
+from embedlens.io.files import write_text
 from embedlens.prep.protocols import DEFAULT_PROTOCOL, get_protocol
 
 #: The learned methods ``--methods all`` trains, in the order they run.
@@ -46,15 +49,54 @@ class RunConfig:
     seed: int = 42
     k: int = 10
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    columns: dict[str, str | None] | None = None
 
     def __post_init__(self) -> None:
+        self._check_types()
         if isinstance(self.methods, str):
             self.methods = parse_methods(self.methods)
         if isinstance(self.baselines, str):
             self.baselines = [b for b in self.baselines.split(",") if b.strip()]
         self.methods = [m.strip() for m in self.methods]
         self.baselines = [b.strip() for b in self.baselines]
+        if self.columns is not None:
+            from embedlens.data.local import parse_columns
+
+            self.columns = parse_columns(self.columns) or None
         self.validate()
+
+    def _check_types(self) -> None:
+        """Each field has the type it needs: a wrong one is named, not cast."""
+        def fail(key: str, expected: str) -> DataError:
+            value = getattr(self, key)
+            return DataError(f"config: {key} must be {expected}, got {value!r} "
+                             f"({type(value).__name__}).")
+
+        for key in ("dataset", "protocol"):
+            if not isinstance(getattr(self, key), str):
+                raise fail(key, "a string")
+        if self.data_dir is not None and not isinstance(self.data_dir, str | Path):
+            raise fail("data_dir", "a folder path (a string)")
+        if self.data_dir is not None:
+            self.data_dir = str(self.data_dir)
+        for key in ("methods", "baselines"):
+            value = getattr(self, key)
+            if not (isinstance(value, str) or (isinstance(value, list | tuple) and all(
+                    isinstance(v, str) for v in value))):
+                raise fail(key, '"all", a comma-separated string or a list of names')
+            if isinstance(value, tuple):
+                setattr(self, key, list(value))
+        for key in ("seed", "k"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise fail(key, "an integer")
+        if self.seed < 0:
+            raise DataError(f"config: seed must be >= 0, got {self.seed}.")
+        if not isinstance(self.params, dict) or not all(
+                isinstance(k, str) and isinstance(v, dict) for k, v in self.params.items()):
+            raise DataError("config: params must hold one [params.<method>] table per method.")
+        if self.columns is not None and not isinstance(self.columns, dict):
+            raise fail("columns", "a table of role = column name")
 
     @property
     def all_methods(self) -> list[str]:
@@ -70,30 +112,40 @@ class RunConfig:
             raise DataError("The config names no method and no baseline to run.")
         if self.k < 1:
             raise DataError(f"k must be at least 1, got {self.k}.")
+        if self.columns:
+            from embedlens.data import is_log_path
+
+            if not is_log_path(self.dataset):
+                raise DataError(f"columns apply to a log file, not the MovieLens variant "
+                                f"{self.dataset}.")
         for name in self.all_methods:
-            get_model_class(name)(**self.method_params(name))  # unknown parameters raise
+            get_model_class(name)(**self.method_params(name))  # bad names and values raise
         # [params.x] of a method not run now is kept (one file can serve several --methods)
-        # but must still name a method, so a typo is not silently ignored.
+        # but must still name a method and hold values it takes.
         for name in self.params:
-            get_model_class(name)
+            get_model_class(name)(**self.params[name])
 
     def method_params(self, name: str) -> dict[str, Any]:
         """The parameters ``name`` runs with: the config's seed unless the method sets one."""
         from embedlens.models import get_model_class
 
         params = dict(self.params.get(name, {}))
-        if "seed" in get_model_class(name).defaults:
+        if get_model_class(name).Params.has("seed"):
             params.setdefault("seed", self.seed)
         return params
 
     @classmethod
     def from_toml(cls, path: str | Path) -> RunConfig:
-        """Read a config file; unknown keys are an error, not silently ignored."""
+        """Read a config file; unknown keys and values of the wrong type are errors naming
+        the file, never silently ignored or cast."""
         path = Path(path)
         if not path.is_file():
             raise DataError(f"No such config file: {path}")
         try:
-            raw = tomllib.loads(path.read_text())
+            raw = tomllib.loads(path.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError:
+            raise DataError(f"{path} is not a text file (not UTF-8); a config is TOML text.") \
+                from None
         except tomllib.TOMLDecodeError as exc:
             raise DataError(f"{path} is not valid TOML: {exc}") from None
         known = {f.name for f in fields(cls)}
@@ -102,21 +154,25 @@ class RunConfig:
             raise DataError(
                 f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}."
             )
-        params = raw.get("params", {})
-        if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
-            raise DataError(f"{path}: [params.<method>] tables expected under 'params'.")
-        return cls(**raw)
+        if "columns" in raw and isinstance(raw["columns"], dict):
+            # TOML has no null: an empty string means "the log has no such column"
+            raw["columns"] = {k: (v or None) if isinstance(v, str) else v
+                              for k, v in raw["columns"].items()}
+        try:
+            return cls(**raw)
+        except DataError as exc:
+            raise DataError(f"{path}: {exc}") from None
 
     def to_toml(self, path: str | Path) -> Path:
-        """Write the config. TOML has no null, so ``None`` values are left out; reading the
-        file back gives them their default, which is ``None`` for every parameter that has one.
-        """
+        """Write the config (atomically). TOML has no null, so ``None`` values are left out
+        (a column the log lacks is written as ""); reading the file back gives them their
+        default, which is ``None`` for every parameter that has one."""
         import tomli_w
 
-        data = _drop_none(asdict(self))
-        path = Path(path)
-        path.write_text(tomli_w.dumps(data))
-        return path
+        data = asdict(self)
+        if data.get("columns"):
+            data["columns"] = {k: v or "" for k, v in data["columns"].items()}
+        return write_text(path, tomli_w.dumps(_drop_none(data)))
 
 
 def parse_methods(spec: str) -> list[str]:

@@ -10,6 +10,13 @@ import numpy as np
 import polars as pl
 
 from embedlens.errors import DataError, EmbedlensError, UnknownNameError, unknown_name
+from embedlens.io.files import (
+    atomic_path,
+    load_arrays,
+    parquet_metadata,
+    read_parquet,
+    save_arrays,
+)
 
 _ARTICLES = ("the", "a", "an", "les", "la", "le", "il", "das", "der", "die", "el", "los")
 
@@ -60,6 +67,12 @@ class Embeddings:
             )
         if np.unique(ids).size != ids.size:
             raise DataError("Embedding ids must be unique.")
+        finite = np.isfinite(vectors).all(axis=1)
+        if not finite.all():
+            raise DataError(
+                f"{int((~finite).sum()):,} of {ids.size:,} {kind} vectors hold NaN or infinite "
+                f"values (first id: {ids[~finite][0]!r}); the training diverged. Lower the "
+                "learning rate or check the input.")
         self.ids = ids
         self.vectors = vectors
         self.kind = kind
@@ -230,17 +243,16 @@ class Embeddings:
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Save as Parquet (``.parquet``) or NumPy ``.npz`` (no pickle either way)."""
+        """Save as Parquet (``.parquet``) or NumPy ``.npz`` (no pickle either way),
+        atomically."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix == ".npz":
             arrays = {"ids": self.ids, "vectors": self.vectors}
             if self.counts is not None:
                 arrays["counts"] = self.counts
             if self.ids.dtype == object:
                 arrays["ids"] = self.ids.astype(str)
-            np.savez(path, kind=np.array(self.kind), **arrays)
-            return path
+            return save_arrays(path, kind=np.array(self.kind), **arrays)
         df = pl.DataFrame({"id": self.ids}).with_columns(
             pl.Series("vector", self.vectors, dtype=pl.Array(pl.Float32, self.dim))
         )
@@ -250,30 +262,44 @@ class Embeddings:
             meta = self.metadata.select(pl.col("item_id").alias("id"), "title", "genres")
             df = df.join(meta.cast({"id": df.schema["id"]}), on="id", how="left",
                          maintain_order="left")
-        df.write_parquet(path, metadata={"embedlens": json.dumps({"kind": self.kind})})
+        with atomic_path(path) as tmp:
+            df.write_parquet(tmp, metadata={"embedlens": json.dumps({"kind": self.kind})})
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> Embeddings:
-        """Load what :meth:`save` wrote."""
+        """Load what :meth:`save` wrote; a missing, damaged or foreign file is one
+        :class:`DataError` naming it."""
         path = Path(path)
-        if not path.is_file():
-            raise DataError(f"No embeddings file at {path}.")
         if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                counts = z.get("counts", None)
-                return cls(z["ids"], z["vectors"], str(z["kind"]), counts=counts)
-        info = json.loads(pl.read_parquet_metadata(path).get("embedlens", "{}"))
-        df = pl.read_parquet(path)
+            z = load_arrays(path, ("ids", "vectors"), "embeddings file")
+            kind = str(z["kind"]) if "kind" in z else "item"
+            return cls._checked(path, z["ids"], z["vectors"], kind, None, z.get("counts"))
+        df = read_parquet(path, "embeddings file")
+        try:
+            info = json.loads(parquet_metadata(path).get("embedlens", "{}"))
+        except json.JSONDecodeError:
+            info = {}
         if "id" not in df.columns or "vector" not in df.columns:
             raise DataError(f"{path} is not an embedlens embeddings file (needs id, vector).")
         meta = None
-        if "title" in df.columns:
+        if {"title", "genres"} <= set(df.columns):
             meta = df.select(pl.col("id").alias("item_id"), "title", "genres")
         counts = df["count"].to_numpy() if "count" in df.columns else None
-        return cls(
-            df["id"].to_numpy(), df["vector"].to_numpy(), info.get("kind", "item"), meta, counts
-        )
+        kind = info.get("kind", "item") if isinstance(info, dict) else "item"
+        return cls._checked(path, df["id"].to_numpy(), df["vector"].to_numpy(), kind, meta,
+                            counts)
+
+    @classmethod
+    def _checked(cls, path: Path, ids, vectors, kind, meta, counts) -> Embeddings:
+        """Build from a file's columns; anything malformed names the file."""
+        vectors = np.asarray(vectors)
+        if vectors.ndim != 2 or not np.issubdtype(vectors.dtype, np.number):
+            raise DataError(f"{path}: the vector column is not a matrix of numbers.")
+        try:
+            return cls(ids, vectors, kind, meta, counts)
+        except DataError as exc:
+            raise DataError(f"{path}: {exc}") from None
 
 
 def l2_normalize(mat: np.ndarray) -> np.ndarray:

@@ -23,6 +23,11 @@ class DownloadError(EmbedlensError):
     """A download failed or produced a file whose checksum does not match."""
 
 
+class EmbedlensWarning(UserWarning):
+    """Something the user should know that does not stop the work (a cache entry that was
+    unreadable and is recomputed, test items that could not be ranked)."""
+
+
 class UnknownNameError(EmbedlensError, KeyError):
     """A name (variant, protocol, method, title) is not known; the message lists close matches."""
 

@@ -10,6 +10,7 @@ import polars as pl
 
 from embedlens.embeddings import Embeddings
 from embedlens.errors import DataError
+from embedlens.io.files import write_text
 
 FORMATS = ("projector", "parquet", "numpy", "word2vec", "cleora")
 
@@ -43,9 +44,8 @@ def _vector_text(vectors: np.ndarray, sep: str) -> list[str]:
 def to_projector(emb: Embeddings, out_dir: Path) -> list[Path]:
     """TensorFlow Embedding Projector: ``embeddings.tsv`` and ``metadata.tsv`` (id, title,
     genres; a one-column file without header when there is no metadata)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     vec_path, meta_path = out_dir / "embeddings.tsv", out_dir / "metadata.tsv"
-    vec_path.write_text("\n".join(_vector_text(emb.vectors, "\t")) + "\n")
+    write_text(vec_path, "\n".join(_vector_text(emb.vectors, "\t")) + "\n")
     ids = pl.DataFrame({"id": emb.ids})
     if emb.metadata is not None:
         meta = emb.metadata.select(
@@ -59,34 +59,32 @@ def to_projector(emb: Embeddings, out_dir: Path) -> list[Path]:
         ]
     else:
         lines = _clean(ids["id"]).to_list()
-    meta_path.write_text("\n".join(lines) + "\n")
+    write_text(meta_path, "\n".join(lines) + "\n")
     return [vec_path, meta_path]
 
 
 def to_word2vec(emb: Embeddings, path: Path) -> Path:
     """word2vec text format: ``N D`` then ``id v1 … vD`` per line (gensim reads it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     body = _vector_text(emb.vectors, " ")
     ids = _clean(pl.Series(emb.ids)).str.replace_all(" ", "_").to_list()
-    path.write_text(
+    return write_text(
+        path,
         f"{len(emb)} {emb.dim}\n" + "\n".join(f"{i} {v}" for i, v in zip(ids, body, strict=True))
-        + "\n"
+        + "\n",
     )
-    return path
 
 
 def to_cleora(emb: Embeddings, path: Path) -> Path:
     """Cleora v1 ``.out``: ``N D`` then ``entity occurrence v1 … vD`` per line."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     counts = emb.counts if emb.counts is not None else np.ones(len(emb), dtype=np.int64)
     body = _vector_text(emb.vectors, " ")
     ids = _clean(pl.Series(emb.ids)).str.replace_all(" ", "_").to_list()
-    path.write_text(
+    return write_text(
+        path,
         f"{len(emb)} {emb.dim}\n"
         + "\n".join(f"{i} {c} {v}" for i, c, v in zip(ids, counts, body, strict=True))
-        + "\n"
+        + "\n",
     )
-    return path
 
 
 def from_cleora(path: str | Path, kind: str = "item", strip_prefix: str = "") -> Embeddings:
@@ -106,8 +104,11 @@ def from_word2vec(path: str | Path, kind: str = "item", strip_prefix: str = "") 
 def _read_text_vectors(path: Path, kind: str, prefix: str, has_count: bool) -> Embeddings:
     if not path.is_file():
         raise DataError(f"No such embeddings file: {path}")
-    with path.open() as fh:
-        header = fh.readline().split()
+    try:
+        with path.open(encoding="utf-8") as fh:
+            header = fh.readline().split()
+    except UnicodeDecodeError:
+        raise DataError(f"{path.name} is not a text embeddings file (not UTF-8).") from None
     try:
         n, dim = int(header[0]), int(header[1])
     except (IndexError, ValueError):

@@ -11,7 +11,8 @@ users (a user without recommendations scores 0), with a 95% confidence half-widt
 * MRR@K       1 / rank of the first hit (0 without one).
 * NDCG@K      binary gains, DCG = sum 1/log2(rank+1) over hits; IDCG over min(K, |relevant|).
 * MAP@K       sum over hit ranks of precision@rank, divided by min(K, |relevant|).
-* Coverage@K  distinct recommended items that occur in train / distinct train items.
+* Coverage@K  distinct items in anyone's top K / items in the train catalogue (RePlay's
+              ``Coverage``; recommendations are catalogue column indices ``0..n_items-1``).
 """
 
 from __future__ import annotations
@@ -142,18 +143,24 @@ def hit_matrix(recs: np.ndarray, truth: sp.csr_matrix) -> tuple[np.ndarray, np.n
     return hits, np.diff(truth.indptr)
 
 
-def coverage(recs: np.ndarray, k: int, train_items: np.ndarray) -> float:
-    """Share of the distinct train items that appear in anyone's top ``k``."""
+def coverage(recs: np.ndarray, k: int, n_items: int) -> float:
+    """Share of the ``n_items`` catalogue columns that appear in anyone's top ``k``.
+
+    ``recs`` holds column indices (``-1`` pads a short list), never item ids: the catalogue
+    is the columns of the train matrix, whatever ids they stand for.
+    """
+    if n_items < 1:
+        raise DataError("Coverage needs a non-empty catalogue.")
     top = recs[:, :k].ravel()
-    recommended = np.unique(top[top >= 0])
-    n_train = np.unique(train_items).size
-    if n_train == 0:
-        raise DataError("Coverage needs a non-empty train set.")
-    return float(np.isin(recommended, train_items).sum() / n_train)
+    top = top[top >= 0]
+    if top.size and int(top.max()) >= n_items:
+        raise DataError(f"Recommendation index {int(top.max())} is outside the catalogue of "
+                        f"{n_items} items.")
+    return float(np.unique(top).size / n_items)
 
 
 def ranking_report(
-    recs: np.ndarray, truth: sp.csr_matrix, train_items: np.ndarray, k: int = 10
+    recs: np.ndarray, truth: sp.csr_matrix, n_items: int, k: int = 10
 ) -> dict[str, float]:
     """Every ranking metric @k with its CI, plus coverage, for aligned recs/truth rows."""
     hits, n_rel = hit_matrix(recs, truth)
@@ -167,7 +174,7 @@ def ranking_report(
         mean, half = mean_ci(metric(hits, n_rel))
         out[metric.key] = mean
         out[f"{metric.key}_ci95"] = half
-    out[f"coverage@{k}"] = coverage(recs[keep], k, train_items)
+    out[f"coverage@{k}"] = coverage(recs[keep], k, n_items)
     return out
 
 

@@ -7,6 +7,7 @@ bars, so scripts and CI logs stay clean.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
@@ -14,7 +15,12 @@ from tqdm.auto import tqdm
 
 T = TypeVar("T")
 
-_quiet = os.environ.get("EMBEDLENS_QUIET", "") not in ("", "0", "false")
+def quiet_from_env() -> bool:
+    """Whether ``EMBEDLENS_QUIET`` asks for silence (any value but empty, 0 or false)."""
+    return os.environ.get("EMBEDLENS_QUIET", "").strip().lower() not in ("", "0", "false")
+
+
+_quiet = quiet_from_env()
 
 
 def set_quiet(quiet: bool) -> None:
@@ -26,6 +32,12 @@ def set_quiet(quiet: bool) -> None:
 def is_quiet() -> bool:
     """Whether progress output is currently silenced."""
     return _quiet
+
+
+def note(message: str) -> None:
+    """One line about a step on stderr (silenced like the bars)."""
+    if not _quiet:
+        print(message, file=sys.stderr, flush=True)
 
 
 def progress(iterable: Iterable[T], desc: str, total: int | None = None) -> Iterator[T]:

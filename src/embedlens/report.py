@@ -16,6 +16,7 @@ import numpy as np
 from embedlens.data.dataset import Dataset
 from embedlens.embeddings import Embeddings, l2_normalize
 from embedlens.evaluate import EvalSplit
+from embedlens.io.files import write_text
 from embedlens.models.base import EmbeddingModel
 
 if TYPE_CHECKING:
@@ -68,9 +69,11 @@ def write_report(
                   "<p>The most-rated movies of the train split, and each method's "
                   f"{N_NEIGHBOURS} nearest movies.</p>"]
         parts += [_neighbours_table(item, embedded) for item in famous]
+        legend = ("coloured by main genre (the movie's rarest genre, i.e. its most specific "
+                  "one); grey: other or no genre" if main_genres(ds) else
+                  "(the data has no genres, so every point is grey)")
         parts += ["<h2>Movie maps</h2>",
-                  "<p>PCA of each method's unit-length movie vectors, coloured by main genre "
-                  "(the movie's rarest genre, i.e. its most specific one).</p>",
+                  f"<p>PCA of each method's unit-length movie vectors, {legend}.</p>",
                   _img(movie_maps(embedded, ds))]
     curves = [(name, result.out / name / "loss.png") for name in result.models]
     curves = [(n, p) for n, p in curves if p.is_file()]
@@ -85,8 +88,7 @@ def write_report(
     page = (f"<!doctype html><html><head><meta charset=utf-8><title>embedlens: "
             f"{_e(ds.name)}</title><style>{_CSS}</style></head><body>"
             + "\n".join(parts) + "</body></html>")
-    path.write_text(page, encoding="utf-8")
-    return path
+    return write_text(path, page)
 
 
 def famous_movies(data: EvalSplit, n: int) -> list[object]:
@@ -130,7 +132,7 @@ def movie_maps(embedded: dict[str, Embeddings], ds: Dataset) -> bytes:
     rows = -(-len(embedded) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 4.2 * rows), squeeze=False)
     for ax, (name, emb) in zip(axes.ravel(), embedded.items(), strict=False):
-        xy = pca_2d(emb.vectors)
+        xy = pca_2d(emb.vectors) if len(emb) >= 2 else np.zeros((len(emb), 2))
         genres = [genre_of.get(i) for i in emb.ids.tolist()]
         grey = np.array([g not in palette for g in genres])
         ax.scatter(xy[grey, 0], xy[grey, 1], s=4, c="#cccccc", linewidths=0)
@@ -143,8 +145,9 @@ def movie_maps(embedded: dict[str, Embeddings], ds: Dataset) -> bytes:
     for ax in axes.ravel()[len(embedded):]:
         ax.axis("off")
     handles, labels = axes.ravel()[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), markerscale=3,
-               frameon=False)
+    if labels:  # a log without genres has no legend to draw
+        fig.legend(handles, labels, loc="lower center", ncol=len(labels), markerscale=3,
+                   frameon=False)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80)

@@ -17,10 +17,22 @@ __all__ = [
 ]
 
 
-def load_dataset(name: str, data_dir: str | None = None) -> Dataset:
-    """A MovieLens variant by name, or a local CSV/Parquet log by path (default columns)."""
+def is_log_path(name: str) -> bool:
+    """Whether ``name`` names a log file rather than a MovieLens variant."""
     from pathlib import Path
 
-    if Path(name).suffix.lower() in (".csv", ".parquet", ".pq", ".tsv"):
-        return load_log(name)
+    return Path(name).suffix.lower() in (".csv", ".parquet", ".pq", ".tsv")
+
+
+def load_dataset(name: str, data_dir: str | None = None,
+                 columns: dict[str, str | None] | None = None) -> Dataset:
+    """A MovieLens variant by name, or a local CSV/Parquet log by path; ``columns`` maps
+    the log's column names (``{"user": "uid", "rating": None}``; see
+    :func:`~embedlens.data.local.parse_columns`)."""
+    if is_log_path(name):
+        return load_log(name, **(columns or {}))
+    if columns:
+        from embedlens.errors import DataError
+
+        raise DataError(f"--columns applies to a log file, not the MovieLens variant {name}.")
     return load_movielens(name, data_dir=data_dir)

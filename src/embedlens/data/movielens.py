@@ -8,8 +8,16 @@ from pathlib import Path
 
 import polars as pl
 
-from embedlens.data.dataset import ITEM, RATING, TIMESTAMP, USER, Dataset
-from embedlens.data.download import locate
+from embedlens.data.dataset import (
+    ITEM,
+    RATING,
+    TIMESTAMP,
+    USER,
+    Dataset,
+    check_ratings,
+    merge_duplicates,
+)
+from embedlens.data.download import check_members, locate
 from embedlens.data.registry import Variant, get_variant
 from embedlens.errors import DataError
 
@@ -50,8 +58,9 @@ class _Source:
         if path.is_file():
             try:
                 self._zip = zipfile.ZipFile(path)
-            except zipfile.BadZipFile as exc:
-                raise DataError(f"{path} is not a valid zip archive ({exc}).") from exc
+            except (zipfile.BadZipFile, OSError) as exc:
+                raise DataError(f"{path} is not a valid zip archive ({exc}).") from None
+            check_members(self._zip, path.name, DataError)
             for member in self._zip.namelist():
                 self._members.setdefault(member.rsplit("/", 1)[-1], member)
 
@@ -65,8 +74,16 @@ class _Source:
         if not self.has(name):
             raise DataError(f"{self.path} has no {name}; is it a complete MovieLens copy?")
         if self._zip is not None:
-            return io.BytesIO(self._zip.read(self._members[name]))
+            try:
+                return io.BytesIO(self._zip.read(self._members[name]))
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:  # e.g. a bad CRC-32
+                raise DataError(f"{self.path}: member {name} is damaged ({exc}); fetch the "
+                                "archive again.") from None
         return self.path / name
+
+    def read_csv(self, name: str, **kwargs: object) -> pl.DataFrame:
+        """``polars.read_csv`` of one file; a malformed file is one error naming it."""
+        return read_table(self.open(name), f"{self.path}/{name}", **kwargs)
 
     def text(self, name: str) -> str:
         """A file's text; old variants are Latin-1, new ones UTF-8."""
@@ -78,27 +95,47 @@ class _Source:
             return raw.decode("latin-1")
 
 
+def read_table(source: Path | io.BytesIO, label: str, **kwargs: object) -> pl.DataFrame:
+    """``polars.read_csv`` whose errors (text in a number column, bad bytes) name the file."""
+    try:
+        return pl.read_csv(source, **kwargs)  # type: ignore[arg-type]
+    except pl.exceptions.PolarsError as exc:
+        text = " ".join(str(exc).split())
+        raise DataError(f"{label} is malformed: {text[:200]}") from None
+
+
 def load_movielens(name: str, data_dir: str | Path | None = None, download: bool = True) -> Dataset:
     """Load a MovieLens variant by name (``"ml-100k"``, ``"ml-25m"``, ``"latest-small"`` …).
 
     With ``data_dir`` the variant is read from ``<data_dir>/<variant>/`` or
     ``<data_dir>/<variant>.zip``; without it, from the cache, downloading it once if needed.
+    Repeated (user, movie) ratings keep the latest (``meta["duplicates_merged"]`` counts
+    the others; the official releases have none).
     """
     variant = get_variant(name)
     source = _Source(locate(variant, data_dir, download=download))
     parse = {"100k": _parse_100k, "dat": _parse_dat, "csv": _parse_csv}[variant.layout]
     dataset = parse(source, variant)
-    dataset.meta["source"] = str(source.path)
+    interactions, merged = merge_duplicates(dataset.interactions)
+    if merged:
+        dataset = dataset.with_interactions(interactions)
+    dataset.meta.update(source=str(source.path), duplicates_merged=merged)
     return dataset
 
 
-def _interactions(df: pl.DataFrame) -> pl.DataFrame:
-    return df.select(
-        pl.col(USER).cast(pl.Int32),
-        pl.col(ITEM).cast(pl.Int32),
-        pl.col(RATING).cast(pl.Float32),
-        pl.col(TIMESTAMP).cast(pl.Int64),
-    )
+def _interactions(df: pl.DataFrame, label: str) -> pl.DataFrame:
+    try:
+        out = df.select(
+            pl.col(USER).cast(pl.Int32),
+            pl.col(ITEM).cast(pl.Int32),
+            pl.col(RATING).cast(pl.Float32),
+            pl.col(TIMESTAMP).cast(pl.Int64),
+        )
+    except pl.exceptions.PolarsError as exc:
+        text = " ".join(str(exc).split())
+        raise DataError(f"{label} holds values of the wrong kind: {text[:200]}") from None
+    check_ratings(out, label)
+    return out
 
 
 def _items(df: pl.DataFrame, genres: pl.Expr) -> pl.DataFrame:
@@ -140,15 +177,16 @@ _USERS_DAT = r"^(\d+)::([^:]*)::(\d+)::([^:]*)::(.*)$"
 
 
 def _parse_100k(src: _Source, variant: Variant) -> Dataset:
-    ratings = pl.read_csv(
-        src.open("u.data"),
+    ratings = src.read_csv(
+        "u.data",
         separator="\t",
         has_header=False,
         new_columns=[USER, ITEM, RATING, TIMESTAMP],
     )
     flags = [f"g{i}" for i in range(len(GENRES_100K))]
-    raw = pl.read_csv(
+    raw = read_table(
         io.BytesIO(src.text("u.item").encode()),
+        f"{src.path}/u.item",
         separator="|",
         has_header=False,
         quote_char=None,
@@ -162,14 +200,15 @@ def _parse_100k(src: _Source, variant: Variant) -> Dataset:
     # Titles without "(year)" (e.g. item 267 "unknown") fall back to the release date's year.
     released = raw["released"].str.extract(r"(\d{4})$", 1).cast(pl.Int32, strict=False)
     items = items.with_columns(pl.col("year").fill_null(released))
-    users = pl.read_csv(
-        src.open("u.user"),
+    users = src.read_csv(
+        "u.user",
         separator="|",
         has_header=False,
         new_columns=[USER, "age", "gender", "occupation", "zip"],
         schema_overrides={"zip": pl.Utf8},
     ).select(pl.col(USER).cast(pl.Int32), "gender", pl.col("age").cast(pl.Int32), "occupation")
-    return Dataset(variant.name, _interactions(ratings), items=items, users=users)
+    return Dataset(variant.name, _interactions(ratings, f"{src.path}/u.data"), items=items,
+                   users=users)
 
 
 def _parse_dat(src: _Source, variant: Variant) -> Dataset:
@@ -177,8 +216,9 @@ def _parse_dat(src: _Source, variant: Variant) -> Dataset:
     # reader does the rest (ml-10m has 10M rows).
     raw = src.open("ratings.dat")
     data = raw.read_bytes() if isinstance(raw, Path) else raw.getvalue()
-    ratings = pl.read_csv(
+    ratings = read_table(
         io.BytesIO(data.replace(b"::", b"\t")),
+        f"{src.path}/ratings.dat",
         separator="\t",
         has_header=False,
         new_columns=[USER, ITEM, RATING, TIMESTAMP],
@@ -197,23 +237,25 @@ def _parse_dat(src: _Source, variant: Variant) -> Dataset:
         users = u.select(
             pl.col(USER).cast(pl.Int32), "gender", pl.col("age").cast(pl.Int32), "occupation"
         )
-    return Dataset(variant.name, _interactions(ratings), items=items, tags=tags, users=users)
+    return Dataset(variant.name, _interactions(ratings, f"{src.path}/ratings.dat"), items=items,
+                   tags=tags, users=users)
 
 
 def _parse_csv(src: _Source, variant: Variant) -> Dataset:
     rename = {"userId": USER, "movieId": ITEM}
-    ratings = pl.read_csv(
-        src.open("ratings.csv"),
+    ratings = src.read_csv(
+        "ratings.csv",
         schema={"userId": pl.Int32, "movieId": pl.Int32, RATING: pl.Float32, TIMESTAMP: pl.Int64},
     ).rename(rename, strict=False)
-    movies = pl.read_csv(src.open("movies.csv"), schema_overrides={"title": pl.Utf8})
+    movies = src.read_csv("movies.csv", schema_overrides={"title": pl.Utf8})
     movies = movies.rename(rename, strict=False)
     items = _items(movies, pl.col("genres").str.split("|"))
     tags = None
     if src.has("tags.csv"):
-        t = pl.read_csv(
-            src.open("tags.csv"),
+        t = src.read_csv(
+            "tags.csv",
             schema={"userId": pl.Int32, "movieId": pl.Int32, "tag": pl.Utf8, TIMESTAMP: pl.Int64},
         ).rename(rename, strict=False)
         tags = _tags(t)
-    return Dataset(variant.name, _interactions(ratings), items=items, tags=tags)
+    return Dataset(variant.name, _interactions(ratings, f"{src.path}/ratings.csv"), items=items,
+                   tags=tags)

@@ -8,37 +8,56 @@ so a saved model can be scored on a re-created split. Embedding methods subclass
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
 import polars as pl
 
-from embedlens.aggregate import user_embeddings
+from embedlens.aggregate import AGGREGATIONS, user_embeddings
 from embedlens.data.dataset import Dataset
 from embedlens.embeddings import Embeddings, l2_normalize
 from embedlens.errors import DataError
+from embedlens.io.files import read_json_object, write_json
+from embedlens.params import Params, param
 from embedlens.prep.encoding import InteractionMatrix
 from embedlens.topk import Scorer, dot_scorer, topk
 
+MODEL_FILE = "model.json"
+
+
+@dataclass(frozen=True)
+class NoParams(Params):
+    """A method without parameters."""
+
 
 class Model(ABC):
-    """Base of all recommenders: ``fit``, ``scorer``, ``recommend``, ``save``/``load``."""
+    """Base of all recommenders: ``fit``, ``scorer``, ``recommend``, ``save``/``load``.
+
+    Parameters are a frozen dataclass (``Params``, see :mod:`embedlens.params`), checked when
+    the model is built: ``Model(dim=64)`` or ``Model(params)``. ``self.p`` is that dataclass;
+    ``self.params`` the same as a plain dict (what ``model.json`` stores).
+    """
 
     name: ClassVar[str] = "model"
-    defaults: ClassVar[dict[str, Any]] = {}
+    Params: ClassVar[type[Params]] = NoParams
 
-    def __init__(self, **params: Any) -> None:
-        unknown = set(params) - set(self.defaults)
-        if unknown:
-            raise DataError(
-                f"{self.name} has no parameter(s) {', '.join(sorted(unknown))}; "
-                f"known: {', '.join(sorted(self.defaults)) or 'none'}."
-            )
-        self.params: dict[str, Any] = {**self.defaults, **params}
+    def __init__(self, params: Params | None = None, /, **values: Any) -> None:
+        if params is not None:
+            if values or not isinstance(params, self.Params):
+                raise DataError(f"{self.name} takes one {self.Params.__name__} or keyword "
+                                "parameters, not both.")
+            self.p: Any = params
+        else:
+            self.p = self.Params.from_dict(values)
         self.history: dict[str, list[float]] = {}
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Every parameter by name (a copy; the model's own are frozen)."""
+        return self.p.to_dict()
 
     @abstractmethod
     def fit(self, train: InteractionMatrix, dataset: Dataset | None = None) -> Self:
@@ -72,20 +91,31 @@ class Model(ABC):
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
-        """Write the model's parameters and state into ``directory``."""
+        """Write the model's state, then ``model.json`` (parameters, history), each file
+        atomically."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        state = {"name": self.name, "params": self.params, "history": self.history}
-        (directory / "model.json").write_text(json.dumps(state, indent=2, default=str))
         self._save_state(directory)
+        state = {"name": self.name, "params": self.params, "history": self.history}
+        write_json(directory / MODEL_FILE, state)
 
     @classmethod
     def load(cls, directory: str | Path) -> Self:
-        """Read a model written by :meth:`save`."""
+        """Read a model written by :meth:`save`; a damaged or foreign ``model.json`` is one
+        clear :class:`DataError`."""
         directory = Path(directory)
-        state = json.loads((directory / "model.json").read_text())
-        model = cls(**state["params"])
-        model.history = state.get("history", {})
+        path = directory / MODEL_FILE
+        state = read_json_object(path, "model file", ("params",))
+        if not isinstance(state["params"], dict):
+            raise DataError(f"{path}: 'params' must be an object.")
+        if state.get("name", cls.name) != cls.name:
+            raise DataError(f"{path} holds a {state['name']!r} model, not {cls.name}.")
+        try:
+            model = cls(**state["params"])
+        except DataError as exc:
+            raise DataError(f"{path}: {exc}") from None
+        history = state.get("history", {})
+        model.history = history if isinstance(history, dict) else {}
         model._load_state(directory)
         return model
 
@@ -96,21 +126,50 @@ class Model(ABC):
         """Read learned arrays (subclasses that learn any)."""
 
 
+def aggregation_param(default: str = "mean") -> Any:
+    """The ``aggregation`` parameter, with a method's own default."""
+    return param(default, "user vector when none is learned: the mean, rating- or "
+                 "recency-weighted mean of the user's train items", choices=AGGREGATIONS)
+
+
+def similarity_param(default: str = "dot") -> Any:
+    """The ``similarity`` parameter, with a method's own default."""
+    return param(default, "user-item score: dot product or cosine", choices=("dot", "cosine"))
+
+
+def seed_param(default: int = 42) -> Any:
+    """The ``seed`` parameter (a run's seed reaches every method that has one)."""
+    return param(default, "random seed: the same seed gives the same vectors", ge=0)
+
+
+def device_param(default: str = "auto") -> Any:
+    """The torch ``device``: "auto" takes a GPU when torch sees one."""
+    return param(default, "where torch trains: auto (GPU when present), cpu or cuda",
+                 choices=("auto", "cpu", "cuda"))
+
+
+@dataclass(frozen=True)
+class EmbeddingParams(Params):
+    """How every embedding method turns its vectors into scores."""
+
+    aggregation: str = aggregation_param()
+    similarity: str = similarity_param()
+    center: bool = param(False, "subtract the mean item vector before scoring")
+
+
 class EmbeddingModel(Model):
     """A model whose score is user · item over learned (or derived) vectors.
 
     Subclasses set ``item_embeddings`` (and ``user_embeddings`` when they learn users) in
-    ``fit`` and extend ``defaults`` (``{**EmbeddingModel.defaults, ...}``). Without user
-    vectors, each user is the ``aggregation`` of their train items. ``similarity`` "cosine"
-    scores on unit vectors; ``center`` subtracts the item mean first.
+    ``fit``; their ``Params`` extend :class:`EmbeddingParams`. Without user vectors, each
+    user is the ``aggregation`` of their train items. ``similarity`` "cosine" scores on unit
+    vectors; ``center`` subtracts the item mean first.
     """
 
-    defaults: ClassVar[dict[str, Any]] = {
-        "aggregation": "mean", "similarity": "dot", "center": False,
-    }
+    Params: ClassVar[type[Params]] = EmbeddingParams
 
-    def __init__(self, **params: Any) -> None:
-        super().__init__(**params)
+    def __init__(self, params: Params | None = None, /, **values: Any) -> None:
+        super().__init__(params, **values)
         self.item_embeddings: Embeddings | None = None
         self.user_embeddings: Embeddings | None = None
 
@@ -118,19 +177,19 @@ class EmbeddingModel(Model):
         if self.item_embeddings is None:
             raise DataError(f"{self.name} is not fitted: no item embeddings yet.")
         items = self.item_embeddings
-        return items.centered() if self.params["center"] else items
+        return items.centered() if self.p.center else items
 
     def users_for(self, train: InteractionMatrix) -> Embeddings:
         """The user vectors: learned ones, or the aggregation of each user's train items."""
         if self.user_embeddings is not None:
             return self.user_embeddings
-        return user_embeddings(self._items(), train, self.params["aggregation"])
+        return user_embeddings(self._items(), train, self.p.aggregation)
 
     def scorer(self, train: InteractionMatrix) -> Scorer:
         items = self._items()
         v, item_ok = items.aligned(train.items.ids)
         u, user_ok = self.users_for(train).aligned(train.users.ids)
-        if self.params["similarity"] == "cosine":
+        if self.p.similarity == "cosine":
             u, v = l2_normalize(u), l2_normalize(v)
         return dot_scorer(u, v, user_ok, item_ok)
 
@@ -162,11 +221,17 @@ def item_metadata(dataset: Dataset | None) -> pl.DataFrame | None:
     return dataset.items.select("item_id", "title", "genres")
 
 
+@dataclass(frozen=True)
+class ImportedParams(EmbeddingParams):
+    owner: ClassVar[str] = "imported"
+    similarity: str = similarity_param("cosine")
+
+
 class ImportedModel(EmbeddingModel):
     """Embeddings made elsewhere (a Cleora ``.out`` or word2vec file), scored like ours."""
 
     name = "imported"
-    defaults: ClassVar[dict[str, Any]] = {**EmbeddingModel.defaults, "similarity": "cosine"}
+    Params = ImportedParams
 
     @classmethod
     def from_embeddings(cls, items: Embeddings, **params: Any) -> ImportedModel:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -13,23 +14,37 @@ from embedlens._rng import next_float, stream
 from embedlens.data.dataset import Dataset
 from embedlens.embeddings import Embeddings
 from embedlens.errors import DataError, EmbedlensError
-from embedlens.models.base import EmbeddingModel, Model, item_metadata
+from embedlens.io.files import load_arrays, save_arrays
+from embedlens.models.base import (
+    EmbeddingModel,
+    EmbeddingParams,
+    Model,
+    item_metadata,
+    seed_param,
+)
+from embedlens.params import Params, param
 from embedlens.prep.encoding import IdMap, InteractionMatrix
 from embedlens.progress import is_quiet
 from embedlens.topk import Scorer
+
+
+@dataclass(frozen=True)
+class RandomParams(Params):
+    owner: ClassVar[str] = "random"
+    seed: int = seed_param()
 
 
 class RandomModel(Model):
     """Uniformly random scores, reproducible per (seed, user)."""
 
     name = "random"
-    defaults: ClassVar[dict[str, Any]] = {"seed": 42}
+    Params = RandomParams
 
     def fit(self, train: InteractionMatrix, dataset: Dataset | None = None) -> Self:
         return self
 
     def scorer(self, train: InteractionMatrix) -> Scorer:
-        n_items, seed = len(train.items), int(self.params["seed"])
+        n_items, seed = len(train.items), self.p.seed
         return lambda users: _random_scores(np.asarray(users, dtype=np.int64), n_items, seed)
 
 
@@ -51,7 +66,6 @@ class PopularityModel(Model):
     """
 
     name = "pop"
-    defaults: ClassVar[dict[str, Any]] = {}
 
     def fit(self, train: InteractionMatrix, dataset: Dataset | None = None) -> Self:
         users_per_item = np.diff(train.binary().tocsc().indptr)
@@ -65,11 +79,21 @@ class PopularityModel(Model):
         return lambda users: np.broadcast_to(row, (len(users), row.size))
 
     def _save_state(self, directory: Path) -> None:
-        np.savez(directory / "popularity.npz", ids=self.items.ids, popularity=self.popularity)
+        save_arrays(directory / "popularity.npz", ids=self.items.ids,
+                    popularity=self.popularity)
 
     def _load_state(self, directory: Path) -> None:
-        with np.load(directory / "popularity.npz", allow_pickle=False) as z:
-            self.items, self.popularity = IdMap(z["ids"]), z["popularity"]
+        z = load_arrays(directory / "popularity.npz", ("ids", "popularity"))
+        self.items, self.popularity = IdMap(z["ids"]), z["popularity"]
+
+
+@dataclass(frozen=True)
+class EASEParams(Params):
+    owner: ClassVar[str] = "ease"
+    lambda_: float = param(250.0, "L2 regularisation of the item-item weights", gt=0,
+                           log=True, key="lambda")
+    max_items: int = param(30_000, "refuse catalogues larger than this (dense n x n "
+                           "inverse)", ge=1)
 
 
 class EASEModel(Model):
@@ -80,18 +104,18 @@ class EASEModel(Model):
     """
 
     name = "ease"
-    defaults: ClassVar[dict[str, Any]] = {"lambda": 250.0, "max_items": 30_000}
+    Params = EASEParams
 
     def fit(self, train: InteractionMatrix, dataset: Dataset | None = None) -> Self:
         n = len(train.items)
-        if n > self.params["max_items"]:
+        if n > self.p.max_items:
             raise DataError(
                 f"EASE needs a dense {n:,} x {n:,} inverse; refusing above "
-                f"{self.params['max_items']:,} items (filter rare items or raise max_items)."
+                f"{self.p.max_items:,} items (filter rare items or raise max_items)."
             )
         x = train.binary()
         gram = (x.T @ x).toarray().astype(np.float64)
-        gram[np.diag_indices(n)] += float(self.params["lambda"])
+        gram[np.diag_indices(n)] += self.p.lambda_
         p = np.linalg.inv(gram)
         b = -p / np.diag(p)
         b[np.diag_indices(n)] = 0.0
@@ -120,21 +144,28 @@ class EASEModel(Model):
         return score
 
     def _save_state(self, directory: Path) -> None:
-        np.savez(directory / "ease.npz", ids=self.items.ids, weights=self.weights)
+        save_arrays(directory / "ease.npz", ids=self.items.ids, weights=self.weights)
 
     def _load_state(self, directory: Path) -> None:
-        with np.load(directory / "ease.npz", allow_pickle=False) as z:
-            self.items, self.weights = IdMap(z["ids"]), z["weights"]
+        z = load_arrays(directory / "ease.npz", ("ids", "weights"))
+        self.items, self.weights = IdMap(z["ids"]), z["weights"]
+
+
+@dataclass(frozen=True)
+class ALSParams(EmbeddingParams):
+    owner: ClassVar[str] = "als"
+    factors: int = param(64, "latent factors", ge=1)
+    regularization: float = param(0.05, "L2 regularisation", ge=0, log=True)
+    iterations: int = param(15, "ALS sweeps", ge=1)
+    alpha: float = param(1.0, "confidence weight of an interaction", gt=0, log=True)
+    seed: int = seed_param()
 
 
 class ALSModel(EmbeddingModel):
     """Implicit-feedback ALS from the ``implicit`` package (optional extra ``embedlens[als]``)."""
 
     name = "als"
-    defaults: ClassVar[dict[str, Any]] = {
-        **EmbeddingModel.defaults,
-        "factors": 64, "regularization": 0.05, "iterations": 15, "alpha": 1.0, "seed": 42,
-    }
+    Params = ALSParams
 
     def fit(self, train: InteractionMatrix, dataset: Dataset | None = None) -> Self:
         try:
@@ -145,12 +176,11 @@ class ALSModel(EmbeddingModel):
             ) from exc
         from threadpoolctl import threadpool_limits
 
-        p = self.params
+        p = self.p
         with threadpool_limits(1, "blas"):  # implicit runs its own threads; BLAS's would fight
             model = AlternatingLeastSquares(
-                factors=int(p["factors"]), regularization=float(p["regularization"]),
-                iterations=int(p["iterations"]), alpha=float(p["alpha"]),
-                random_state=int(p["seed"]), calculate_training_loss=False,
+                factors=p.factors, regularization=p.regularization, iterations=p.iterations,
+                alpha=p.alpha, random_state=p.seed, calculate_training_loss=False,
             )
             model.fit(train.binary(), show_progress=not is_quiet())
         self.item_embeddings = Embeddings(

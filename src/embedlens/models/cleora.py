@@ -18,8 +18,9 @@ passes on the normalised mean of its items); ``normalization="symmetric"`` uses
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -29,7 +30,14 @@ from embedlens._rng import next_float, stream
 from embedlens.data.dataset import ITEM, USER, Dataset
 from embedlens.embeddings import Embeddings
 from embedlens.errors import DataError
-from embedlens.models.base import EmbeddingModel, item_metadata
+from embedlens.models.base import (
+    EmbeddingModel,
+    EmbeddingParams,
+    item_metadata,
+    seed_param,
+    similarity_param,
+)
+from embedlens.params import param
 from embedlens.prep.encoding import (
     InteractionMatrix,
     pattern_incidence,
@@ -220,6 +228,25 @@ def _torch_propagate(b, w, sym, star, x, steps, device) -> np.ndarray:
     return tx.cpu().numpy()
 
 
+@dataclass(frozen=True)
+class CleoraParams(EmbeddingParams):
+    owner: ClassVar[str] = "cleora"
+    similarity: str = similarity_param("cosine")
+    dim: int = param(256, "vector dimension", ge=1)
+    iterations: int = param(2, "Markov propagation steps", ge=1)
+    expansion: str = param("star", "hyperedge expansion: clique (pairs inside a user) or "
+                           "star (users as nodes)", choices=("clique", "star"))
+    normalization: str = param("left", "Markov operator: left (D^-1 A) or symmetric",
+                               choices=("left", "symmetric"))
+    min_rating: float | None = param(None, "keep only interactions rated at least this")
+    weighted: bool = param(False, "weight hyperedge members by their rating")
+    post: str = param("whiten", "after propagation: none, mean-centring or PCA whitening",
+                      choices=("none", "center", "whiten"))
+    seed: int = seed_param(0)
+    device: str = param("cpu", "cpu (numba), torch (CPU tensors), cuda, or auto (cuda when "
+                        "present)", choices=("cpu", "torch", "cuda", "auto"))
+
+
 class CleoraModel(EmbeddingModel):
     """Cleora item embeddings; users are the (weighted) mean of their items.
 
@@ -229,22 +256,9 @@ class CleoraModel(EmbeddingModel):
     """
 
     name = "cleora"
-    defaults: ClassVar[dict[str, Any]] = {
-        **EmbeddingModel.defaults,
-        "similarity": "cosine",
-        "dim": 256,
-        "iterations": 2,
-        "expansion": "star",
-        "normalization": "left",
-        "min_rating": None,
-        "weighted": False,
-        "post": "whiten",
-        "seed": 0,
-        "device": "cpu",
-    }
+    Params = CleoraParams
 
     def fit(self, train: InteractionMatrix, dataset: Dataset | None = None) -> Self:
-        self._check_params()
         b = CompactCsr.from_csr(self._incidence(train))
         return self._fit_incidence(b, train.items.ids, dataset)
 
@@ -266,14 +280,13 @@ class CleoraModel(EmbeddingModel):
         return self._fit_incidence(b, item_ids, None)
 
     def _check_lean(self) -> None:
-        self._check_params()
-        if self.params["weighted"] or self.params["min_rating"] is not None:
+        if self.p.weighted or self.p.min_rating is not None:
             raise DataError("cleora fit_log/fit_parquet take ids only: no weighted or min_rating.")
 
     def _fit_incidence(self, b: CompactCsr, item_ids: np.ndarray, dataset: Dataset | None) -> Self:
-        p = self.params
-        x = propagate(b, hash_init(item_ids, int(p["dim"]), int(p["seed"])), int(p["iterations"]),
-                      p["expansion"], p["normalization"], p["device"], overwrite_x=True)
+        p = self.p
+        x = propagate(b, hash_init(item_ids, p.dim, p.seed), p.iterations, p.expansion,
+                      p.normalization, p.device, overwrite_x=True)
         self.item_embeddings = Embeddings(item_ids, self._post(x), "item",
                                           item_metadata(dataset), counts=b.column_counts())
         # Users are the mean of their items' final vectors (l2(B X) under cosine): the
@@ -281,30 +294,18 @@ class CleoraModel(EmbeddingModel):
         self.user_embeddings = None
         return self
 
-    def _check_params(self) -> None:
-        p = self.params
-        choices = {
-            "expansion": ("clique", "star"), "normalization": ("left", "symmetric"),
-            "post": ("none", "center", "whiten"), "device": ("cpu", "torch", "cuda", "auto"),
-        }
-        for key, allowed in choices.items():
-            if p[key] not in allowed:
-                raise DataError(f"cleora {key} must be one of {allowed}, got {p[key]!r}.")
-        if int(p["dim"]) < 1 or int(p["iterations"]) < 1:
-            raise DataError("cleora needs dim >= 1 and iterations >= 1.")
-
     def _incidence(self, train: InteractionMatrix) -> sp.csr_matrix:
         """Users x items hyperedge matrix: 1 (or the rating) for each kept interaction."""
-        b = train.ratings.copy() if self.params["weighted"] else train.binary()
-        if self.params["min_rating"] is not None:
-            b.data[train.ratings.data < float(self.params["min_rating"])] = 0
+        b = train.ratings.copy() if self.p.weighted else train.binary()
+        if self.p.min_rating is not None:
+            b.data[train.ratings.data < self.p.min_rating] = 0
             b.eliminate_zeros()
         if b.nnz == 0:
             raise DataError("cleora: no interaction passes min_rating; nothing to embed.")
         return b.astype(np.float32)
 
     def _post(self, x: np.ndarray) -> np.ndarray:
-        post = self.params["post"]
+        post = self.p.post
         if post == "center":
             return x - x.mean(axis=0)
         if post == "whiten":

@@ -14,9 +14,9 @@ left out, the remaining fields weighted by their average learned weights): ``col
 from __future__ import annotations
 
 import copy
-import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import ClassVar, Self
 
 import numpy as np
 import polars as pl
@@ -25,8 +25,17 @@ from embedlens.data.dataset import Dataset, top_tags
 from embedlens.embeddings import Embeddings
 from embedlens.errors import DataError
 from embedlens.graphs import sequence_graph
-from embedlens.models.base import EmbeddingModel, item_metadata
+from embedlens.io.files import load_arrays, read_json_object, save_arrays, write_json
+from embedlens.models.base import (
+    EmbeddingModel,
+    EmbeddingParams,
+    device_param,
+    item_metadata,
+    seed_param,
+    similarity_param,
+)
 from embedlens.models.neural import torch_device, train_epoch
+from embedlens.params import param
 from embedlens.prep.encoding import InteractionMatrix
 from embedlens.progress import bar
 from embedlens.walks import random_walks
@@ -73,42 +82,54 @@ def skipgram_pairs(walks: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarr
     return np.concatenate(centres), np.concatenate(contexts)
 
 
+@dataclass(frozen=True)
+class EGESParams(EmbeddingParams):
+    owner: ClassVar[str] = "eges"
+    similarity: str = similarity_param("cosine")
+    dim: int = param(64, "vector dimension", ge=1)
+    weights: str = param("item", "field weights: one softmax per item (the paper's) or one "
+                         "for all items", choices=("item", "global"))
+    side_info: bool = param(True, "use genres, tags and year (False: DeepWalk-style SGNS)")
+    num_walks: int = param(10, "walks started from every movie", ge=1)
+    walk_length: int = param(20, "movies per walk", ge=2)
+    window: int = param(3, "skip-gram window", ge=1)
+    negatives: int = param(5, "negative samples per pair", ge=1)
+    epochs: int = param(3, "passes over the skip-gram pairs", ge=1)
+    batch_size: int = param(4096, "pairs per mini-batch", ge=1)
+    lr: float = param(0.01, "Adam learning rate", gt=0, log=True)
+    year_bucket: int = param(5, "years per release-year bucket", ge=1)
+    seed: int = seed_param()
+    device: str = device_param()
+
+
 class EGESModel(EmbeddingModel):
     """EGES item embeddings (users: mean of their items) with cold-start vectors."""
 
     name = "eges"
-    defaults: ClassVar[dict[str, Any]] = {
-        **EmbeddingModel.defaults, "similarity": "cosine",
-        "dim": 64, "weights": "item", "side_info": True, "num_walks": 10, "walk_length": 20,
-        "window": 3, "negatives": 5, "epochs": 3, "batch_size": 4096, "lr": 0.01,
-        "year_bucket": 5, "seed": 42, "device": "auto",
-    }
+    Params = EGESParams
 
     def fit(self, train: InteractionMatrix, dataset: Dataset | None = None) -> Self:
         import torch
 
         from embedlens.models.nets import EGESNet
 
-        p = self.params
-        if p["weights"] not in ("item", "global"):
-            raise DataError(f"eges weights must be 'item' or 'global', got {p['weights']!r}.")
-        torch.manual_seed(int(p["seed"]))
-        device = torch_device(p["device"])
+        p = self.p
+        torch.manual_seed(p.seed)
+        device = torch_device(p.device)
         g = sequence_graph(train)
-        walks = random_walks(g, int(p["num_walks"]), int(p["walk_length"]), weighted=False,
-                             seed=int(p["seed"]))
-        centre, context = skipgram_pairs(walks, int(p["window"]))
+        walks = random_walks(g, p.num_walks, p.walk_length, weighted=False, seed=p.seed)
+        centre, context = skipgram_pairs(walks, p.window)
         n = g.n_nodes
         freq = np.bincount(walks[walks >= 0], minlength=n).astype(np.float64)
         noise = torch.as_tensor(freq**0.75 + 1e-12, dtype=torch.float32, device=device)
 
         self.vocab = {f: {} for f in FIELDS}
         slots = {}
-        if p["side_info"]:
+        if p.side_info:
             if dataset is None or dataset.items is None:
                 raise DataError("eges side information needs the movie table.")
             side = pl.DataFrame({"item_id": g.ids}).join(
-                side_information(dataset.items, dataset.tags, int(p["year_bucket"])),
+                side_information(dataset.items, dataset.tags, p.year_bucket),
                 on="item_id", how="left", maintain_order="left",
             )
             for f in FIELDS:
@@ -116,14 +137,14 @@ class EGESModel(EmbeddingModel):
                 self.vocab[f] = {v: k for k, v in enumerate(sorted({x for r in values for x in r}))}
                 if self.vocab[f]:
                     slots[f] = _slots(values, self.vocab[f])
-        net = EGESNet(n, int(p["dim"]), {f: len(self.vocab[f]) for f in slots}, slots,
-                      per_item=p["weights"] == "item").to(device)
-        opt = torch.optim.Adam(net.parameters(), lr=float(p["lr"]))
+        net = EGESNet(n, p.dim, {f: len(self.vocab[f]) for f in slots}, slots,
+                      per_item=p.weights == "item").to(device)
+        opt = torch.optim.Adam(net.parameters(), lr=p.lr)
         c_t = torch.as_tensor(centre, dtype=torch.long, device=device)
         x_t = torch.as_tensor(context, dtype=torch.long, device=device)
         history: dict[str, list[float]] = {"loss": []}
-        bs, k = int(p["batch_size"]), int(p["negatives"])
-        pb = bar("eges", total=int(p["epochs"]), unit="epoch")
+        bs, k = p.batch_size, p.negatives
+        pb = bar("eges", total=p.epochs, unit="epoch")
         def batch_loss(idx):
             h = net.embed(c_t[idx])
             pos = (h * net.context(x_t[idx])).sum(-1)
@@ -132,7 +153,7 @@ class EGESModel(EmbeddingModel):
             return -(torch.nn.functional.logsigmoid(pos).mean()
                      + torch.nn.functional.logsigmoid(-neg).sum(-1).mean())
 
-        for _ in range(int(p["epochs"])):
+        for _ in range(p.epochs):
             history["loss"].append(train_epoch(c_t.numel(), bs, device, opt, batch_loss))
             pb.update(1)
         pb.close()
@@ -156,7 +177,7 @@ class EGESModel(EmbeddingModel):
             "genres": genres or [],
             "tags": [t.strip().lower() for t in (tags or []) if t.strip()],
             "year": [] if year is None else
-            [str(year // int(self.params["year_bucket"]) * int(self.params["year_bucket"]))],
+            [str(year // self.p.year_bucket * self.p.year_bucket)],
         }
         known = {f: [v for v in values[f] if v in self.vocab[f]] for f in FIELDS}
         if not any(known.values()):
@@ -168,8 +189,8 @@ class EGESModel(EmbeddingModel):
     def _save_state(self, directory: Path) -> None:
         super()._save_state(directory)
         state = {k: v.detach().cpu().numpy() for k, v in self._net.state_dict().items()}
-        np.savez(directory / "eges_net.npz", **state)
-        (directory / "eges_vocab.json").write_text(json.dumps(self.vocab))
+        save_arrays(directory / "eges_net.npz", **state)
+        write_json(directory / "eges_vocab.json", self.vocab)
 
     def _load_state(self, directory: Path) -> None:
         import torch
@@ -177,12 +198,16 @@ class EGESModel(EmbeddingModel):
         from embedlens.models.nets import EGESNet
 
         super()._load_state(directory)
-        self.vocab = json.loads((directory / "eges_vocab.json").read_text())
-        with np.load(directory / "eges_net.npz", allow_pickle=False) as z:
-            state = {k: torch.as_tensor(z[k]) for k in z.files}
+        self.vocab = read_json_object(directory / "eges_vocab.json", "EGES vocabulary", FIELDS)
+        path = directory / "eges_net.npz"
+        state = {k: torch.as_tensor(v) for k, v in load_arrays(path, (), "EGES network").items()}
         slots = {f: state[f"slots_{f}"].numpy() for f in FIELDS if f"slots_{f}" in state}
-        net = EGESNet(len(self.item_embeddings), self.item_embeddings.dim,
-                      {f: len(self.vocab[f]) for f in slots}, slots,
-                      per_item=self.params["weights"] == "item")
-        net.load_state_dict(state)
+        try:
+            net = EGESNet(len(self.item_embeddings), self.item_embeddings.dim,
+                          {f: len(self.vocab[f]) for f in slots}, slots,
+                          per_item=self.p.weights == "item")
+            net.load_state_dict(state)
+        except (RuntimeError, TypeError, KeyError) as exc:
+            raise DataError(f"{path} does not match the run's model ({str(exc)[:120]}).") \
+                from None
         self._net = net.eval()

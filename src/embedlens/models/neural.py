@@ -8,6 +8,7 @@ Both train with mini-batches cut from index tensors (``torch.randperm`` slices, 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -17,8 +18,16 @@ import scipy.sparse as sp
 from embedlens.data.dataset import Dataset
 from embedlens.embeddings import Embeddings
 from embedlens.errors import DataError
+from embedlens.io.files import load_arrays, save_arrays
 from embedlens.metrics import ranking_report
-from embedlens.models.base import EmbeddingModel, item_metadata
+from embedlens.models.base import (
+    EmbeddingModel,
+    EmbeddingParams,
+    device_param,
+    item_metadata,
+    seed_param,
+)
+from embedlens.params import param
 from embedlens.prep.encoding import InteractionMatrix
 from embedlens.progress import bar
 from embedlens.topk import dot_scorer, topk
@@ -90,18 +99,18 @@ class EarlyStopping:
 
 def fit_with_early_stopping(
     net, opt, device, n_rows: int, batch_loss, validate, val_key: str,
-    higher_is_better: bool, params: dict[str, Any], desc: str,
+    higher_is_better: bool, params: Any, desc: str,
 ) -> dict[str, list[float]]:
-    """Up to ``params["epochs"]`` epochs of :func:`train_epoch`, each followed by
-    ``validate()``; stops after ``params["patience"]`` epochs without a gain and leaves
+    """Up to ``params.epochs`` epochs of :func:`train_epoch`, each followed by
+    ``validate()``; stops after ``params.patience`` epochs without a gain and leaves
     ``net`` at its best epoch. Returns the history (``loss`` and ``val_key`` per epoch)."""
-    stopper = EarlyStopping(int(params["patience"]), higher_is_better)
+    stopper = EarlyStopping(params.patience, higher_is_better)
     history: dict[str, list[float]] = {"loss": [], val_key: []}
-    pb = bar(desc, total=int(params["epochs"]), unit="epoch")
-    for _ in range(int(params["epochs"])):
+    pb = bar(desc, total=params.epochs, unit="epoch")
+    for _ in range(params.epochs):
         net.train()
         history["loss"].append(
-            train_epoch(n_rows, int(params["batch_size"]), device, opt, batch_loss))
+            train_epoch(n_rows, params.batch_size, device, opt, batch_loss))
         score = validate()
         history[val_key].append(score)
         pb.update(1)
@@ -130,6 +139,34 @@ def _genre_bags(train: InteractionMatrix, dataset: Dataset | None):
     return (flat, offsets), len(vocab)
 
 
+@dataclass(frozen=True)
+class TrainingParams(EmbeddingParams):
+    """What the torch models with early stopping share."""
+
+    epochs: int = param(30, "most passes over the train rows", ge=1)
+    batch_size: int = param(1024, "rows per mini-batch", ge=1)
+    lr: float = param(5e-3, "Adam learning rate", gt=0, log=True)
+    weight_decay: float = param(0.0, "L2 weight decay", ge=0)
+    val_fraction: float = param(0.1, "share of each user's train rows held out for early "
+                                "stopping", gt=0, lt=1)
+    patience: int = param(3, "epochs without a validation gain before stopping", ge=1)
+    seed: int = seed_param()
+    device: str = device_param()
+
+
+@dataclass(frozen=True)
+class TwoTowerParams(TrainingParams):
+    owner: ClassVar[str] = "two-tower"
+    dim: int = param(64, "vector dimension", ge=1)
+    loss: str = param("bce", "bce with sampled negatives, or in-batch softmax with logQ "
+                      "correction", choices=("bce", "softmax"))
+    negatives: int = param(10, "sampled negatives per positive (bce)", ge=1)
+    sampler: str = param("uniform", "how negatives are drawn (bce)",
+                         choices=("uniform", "popularity"))
+    temperature: float = param(0.1, "softmax temperature", gt=0)
+    features: bool = param(True, "add the genre bag to the item tower")
+
+
 class TwoTowerModel(EmbeddingModel):
     """User tower (id embedding) and item tower (id + genre bag), scored by dot product.
 
@@ -142,50 +179,41 @@ class TwoTowerModel(EmbeddingModel):
     """
 
     name = "two-tower"
-    defaults: ClassVar[dict[str, Any]] = {
-        **EmbeddingModel.defaults,
-        "dim": 64, "epochs": 30, "batch_size": 1024, "lr": 5e-3, "weight_decay": 0.0,
-        "loss": "bce", "negatives": 10, "sampler": "uniform", "temperature": 0.1,
-        "features": True, "val_fraction": 0.1, "patience": 3, "seed": 42, "device": "auto",
-    }
+    Params = TwoTowerParams
 
     def fit(self, train: InteractionMatrix, dataset: Dataset | None = None) -> Self:
         import torch
 
-        p = self.params
-        if p["loss"] not in ("softmax", "bce") or p["sampler"] not in ("uniform", "popularity"):
-            raise DataError("two-tower: loss is 'softmax' or 'bce'; sampler 'uniform' or "
-                            "'popularity'.")
-        torch.manual_seed(int(p["seed"]))
-        device = torch_device(p["device"])
-        fit_m, val_m = holdout(train.binary(), float(p["val_fraction"]), int(p["seed"]))
+        p = self.p
+        torch.manual_seed(p.seed)
+        device = torch_device(p.device)
+        fit_m, val_m = holdout(train.binary(), p.val_fraction, p.seed)
         coo = fit_m.tocoo()
         users_t = torch.as_tensor(coo.row, dtype=torch.long, device=device)
         items_t = torch.as_tensor(coo.col, dtype=torch.long, device=device)
         n_users, n_items = train.shape
         pop = np.asarray(fit_m.sum(axis=0)).ravel() + 1.0
         log_q = torch.as_tensor(np.log(pop / pop.sum()), dtype=torch.float32, device=device)
-        neg_p = torch.as_tensor(pop**0.75 if p["sampler"] == "popularity" else np.ones_like(pop),
+        neg_p = torch.as_tensor(pop**0.75 if p.sampler == "popularity" else np.ones_like(pop),
                                 dtype=torch.float32, device=device)
-        bags, n_genres = _genre_bags(train, dataset) if p["features"] else (None, 0)
+        bags, n_genres = _genre_bags(train, dataset) if p.features else (None, 0)
         from embedlens.models.nets import Towers
 
-        net = Towers(n_users, n_items, int(p["dim"]), bags, n_genres).to(device)
-        opt = torch.optim.Adam(net.parameters(), lr=float(p["lr"]),
-                               weight_decay=float(p["weight_decay"]))
+        net = Towers(n_users, n_items, p.dim, bags, n_genres).to(device)
+        opt = torch.optim.Adam(net.parameters(), lr=p.lr, weight_decay=p.weight_decay)
         val_users = np.flatnonzero(np.diff(val_m.indptr) > 0)
 
         def batch_loss(idx):
             u, i = users_t[idx], items_t[idx]
             uv, iv = net.users(u), net.items(i)
-            if p["loss"] == "softmax":
-                logits = (uv @ iv.T) / float(p["temperature"]) - log_q[i][None, :]
+            if p.loss == "softmax":
+                logits = (uv @ iv.T) / p.temperature - log_q[i][None, :]
                 # the same item twice in a batch is a positive, not a negative
                 same = (i[None, :] == i[:, None]) & ~torch.eye(
                     i.numel(), dtype=torch.bool, device=device)
                 return torch.nn.functional.cross_entropy(
                     logits.masked_fill(same, -1e9), torch.arange(i.numel(), device=device))
-            k = int(p["negatives"])
+            k = p.negatives
             neg = torch.multinomial(neg_p, i.numel() * k, replacement=True).view(-1, k)
             pos_s = (uv * iv).sum(-1)
             neg_s = (uv[:, None, :] * net.items(neg)).sum(-1)
@@ -210,7 +238,18 @@ class TwoTowerModel(EmbeddingModel):
         u_vec, i_vec = net.export()
         recs, _ = topk(dot_scorer(u_vec, i_vec), val_users, i_vec.shape[0], 10, fit_m,
                        desc="validate")
-        return ranking_report(recs, val_m[val_users], np.arange(i_vec.shape[0]))["ndcg@10"]
+        return ranking_report(recs, val_m[val_users], i_vec.shape[0])["ndcg@10"]
+
+
+@dataclass(frozen=True)
+class RatingParams(TrainingParams):
+    owner: ClassVar[str] = "rating-mf"
+    dim: int = param(32, "vector dimension", ge=1)
+    head: str = param("dot", "rating = biases + dot(u, i), an MLP on u * i, or an MLP on "
+                      "[u, i]", choices=("dot", "mlp", "concat"))
+    epochs: int = param(50, "most passes over the train rows", ge=1)
+    batch_size: int = param(512, "rows per mini-batch", ge=1)
+    weight_decay: float = param(1e-4, "AdamW weight decay", ge=0)
 
 
 class RatingModel(EmbeddingModel):
@@ -221,23 +260,17 @@ class RatingModel(EmbeddingModel):
     method's (the biases are not part of that ranking)."""
 
     name = "rating-mf"
-    defaults: ClassVar[dict[str, Any]] = {
-        **EmbeddingModel.defaults,
-        "dim": 32, "head": "dot", "epochs": 50, "batch_size": 512, "lr": 5e-3,
-        "weight_decay": 1e-4, "val_fraction": 0.1, "patience": 3, "seed": 42, "device": "auto",
-    }
+    Params = RatingParams
 
     def fit(self, train: InteractionMatrix, dataset: Dataset | None = None) -> Self:
         import torch
 
         from embedlens.models.nets import RatingNet
 
-        p = self.params
-        if p["head"] not in ("dot", "mlp", "concat"):
-            raise DataError(f"rating-mf head must be dot, mlp or concat, got {p['head']!r}.")
-        torch.manual_seed(int(p["seed"]))
-        device = torch_device(p["device"])
-        fit_m, val_m = holdout(train.ratings, float(p["val_fraction"]), int(p["seed"]))
+        p = self.p
+        torch.manual_seed(p.seed)
+        device = torch_device(p.device)
+        fit_m, val_m = holdout(train.ratings, p.val_fraction, p.seed)
 
         def tensors(m: sp.csr_matrix):
             c = m.tocoo()
@@ -247,9 +280,8 @@ class RatingModel(EmbeddingModel):
 
         (u, i, r), (vu, vi, vr) = tensors(fit_m), tensors(val_m)
         mean = float(r.mean())
-        net = RatingNet(*train.shape, int(p["dim"]), mean, p["head"]).to(device)
-        opt = torch.optim.AdamW(net.parameters(), lr=float(p["lr"]),
-                                weight_decay=float(p["weight_decay"]))
+        net = RatingNet(*train.shape, p.dim, mean, p.head).to(device)
+        opt = torch.optim.AdamW(net.parameters(), lr=p.lr, weight_decay=p.weight_decay)
 
         def batch_loss(idx):
             return torch.nn.functional.mse_loss(net(u[idx], i[idx]), r[idx])
@@ -278,7 +310,8 @@ class RatingModel(EmbeddingModel):
     def _save_state(self, directory) -> None:
         super()._save_state(directory)
         state = {k: v.detach().cpu().numpy() for k, v in self._net.state_dict().items()}
-        np.savez(directory / "rating_net.npz", global_mean=np.array(self.global_mean), **state)
+        save_arrays(directory / "rating_net.npz", global_mean=np.array(self.global_mean),
+                    **state)
 
     def _load_state(self, directory) -> None:
         import torch
@@ -286,12 +319,19 @@ class RatingModel(EmbeddingModel):
         from embedlens.models.nets import RatingNet
 
         super()._load_state(directory)
-        with np.load(directory / "rating_net.npz", allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        path = directory / "rating_net.npz"
+        arrays = load_arrays(path, ("global_mean",), "rating network")
         self.global_mean = float(arrays.pop("global_mean"))
+        if self.user_embeddings is None:
+            raise DataError(f"{directory} has no users.parquet; the rating-mf run is "
+                            "incomplete.")
         net = RatingNet(len(self.user_embeddings), len(self.item_embeddings),
-                        self.item_embeddings.dim, self.global_mean, self.params["head"])
-        net.load_state_dict({k: torch.as_tensor(v) for k, v in arrays.items()})
+                        self.item_embeddings.dim, self.global_mean, self.p.head)
+        try:
+            net.load_state_dict({k: torch.as_tensor(v) for k, v in arrays.items()})
+        except RuntimeError as exc:
+            raise DataError(f"{path} does not match the run's model ({str(exc)[:120]}).") \
+                from None
         self._net = net.eval()
 
     def predict_ratings(self, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:

@@ -7,8 +7,9 @@ Encoders (no model is ever downloaded at run time):
   local Hugging Face cache;
 * ``model2vec_path=<path>``: a model2vec static model (about 100x faster on CPU).
 
-Encodings are cached on disk (``<cache>/text-embeddings/<encoder>.parquet``) keyed by the
-SHA-1 of each text, so re-running on the same movies encodes nothing.
+Encodings are cached on disk (``<cache>/text-embeddings/<encoder>-<identity hash>.parquet``,
+keyed by the encoder's full identity and the SHA-1 of each text), so re-running on the same
+movies encodes nothing; the file is replaced atomically and an unreadable one is recomputed.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import ClassVar, Self
 
 import numpy as np
 import polars as pl
@@ -25,7 +27,15 @@ import polars as pl
 from embedlens.data.dataset import Dataset, top_tags
 from embedlens.embeddings import Embeddings
 from embedlens.errors import DataError, EmbedlensError
-from embedlens.models.base import EmbeddingModel, item_metadata
+from embedlens.models.base import (
+    EmbeddingModel,
+    EmbeddingParams,
+    aggregation_param,
+    device_param,
+    item_metadata,
+    similarity_param,
+)
+from embedlens.params import param
 from embedlens.prep.encoding import InteractionMatrix
 from embedlens.progress import is_quiet
 
@@ -53,11 +63,63 @@ def movie_texts(items: pl.DataFrame, tags: pl.DataFrame | None, max_tags: int = 
     return texts
 
 
-def encoder_id(name: str = DEFAULT_ENCODER, model2vec_path: str | None = None) -> str:
-    """The name the cache files of an encoder go under."""
+def encoder_identity(name: str = DEFAULT_ENCODER, model2vec_path: str | None = None) -> dict:
+    """Everything that decides an encoder's vectors: the model (its package and version, or
+    its resolved path and a fingerprint of its files) and the library that runs it. Cache
+    entries are keyed by this, so a different model under the same name never reuses them."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def ver(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "absent"
+
     if model2vec_path:
-        return f"model2vec-{Path(model2vec_path).expanduser().name}"
-    return re.sub(r"[^\w.-]", "_", name)
+        path = Path(model2vec_path).expanduser().resolve()
+        return {"kind": "model2vec", "path": str(path), "files": _fingerprint(path),
+                "model2vec": ver("model2vec")}
+    ident = {"kind": "sentence-transformers", "sentence-transformers":
+             ver("sentence-transformers")}
+    local = Path(name).expanduser()
+    if name == DEFAULT_ENCODER:
+        ident.update(package=DEFAULT_ENCODER, version=ver(DEFAULT_ENCODER))
+    elif local.exists():
+        ident.update(path=str(local.resolve()), files=_fingerprint(local.resolve()))
+    else:  # a name in the Hugging Face cache: its snapshot folder names the revision
+        ident.update(name=name, snapshot=_hub_snapshot(name))
+    return ident
+
+
+def _fingerprint(path: Path) -> str:
+    """SHA-1 over the names, sizes and modification times of the files under ``path``."""
+    digest = hashlib.sha1()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files[:10_000]:
+        st = f.stat()
+        digest.update(f"{f.relative_to(path) if f != path else f.name}|{st.st_size}|"
+                      f"{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _hub_snapshot(name: str) -> str:
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(name, local_files_only=True)).name
+    except Exception:  # not cached, or no hub library: loading will say so
+        return "unknown"
+
+
+def cache_file(cache_dir: Path, identity: dict) -> Path:
+    """The cache file of an encoder: a readable prefix and a hash of its full identity."""
+    import json
+
+    label = identity.get("package") or identity.get("name") or Path(
+        identity.get("path", "encoder")).name
+    digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    safe = re.sub(r"[^\w.-]", "_", str(label))
+    return cache_dir / f"{safe}-{digest}.parquet"
 
 
 def load_encoder(name: str = DEFAULT_ENCODER, model2vec_path: str | None = None,
@@ -116,18 +178,41 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.where(norms > 0, norms, 1.0)
 
 
-def cached_encode(texts: list[str], encoder_id: str, make_encoder: Callable[[], Encoder],
+def _read_cache(path: Path) -> dict[str, np.ndarray]:
+    """The cached vectors by text key; an unreadable entry is a miss (with a warning), never
+    an error: the vectors are simply computed again."""
+    import warnings
+
+    from embedlens.errors import EmbedlensWarning
+    from embedlens.io.files import read_parquet
+
+    if not path.is_file():
+        return {}
+    try:
+        table = read_parquet(path, "text-encoder cache")
+        keys, vectors = table["key"].to_list(), table["vector"].to_numpy()
+        if vectors.ndim != 2 or len(keys) != vectors.shape[0]:
+            raise DataError(f"{path} has a malformed vector column.")
+    except (DataError, pl.exceptions.PolarsError, KeyError, ValueError) as exc:
+        warnings.warn(f"Ignoring the unreadable text-encoder cache {path} ({exc}); the texts "
+                      "are encoded again and the cache rewritten.", EmbedlensWarning,
+                      stacklevel=3)
+        return {}
+    return dict(zip(keys, vectors, strict=True))
+
+
+def cached_encode(texts: list[str], identity: dict, make_encoder: Callable[[], Encoder],
                   cache_dir: Path | None) -> np.ndarray:
-    """Encode ``texts``, reusing vectors cached for ``encoder_id`` and adding the new ones;
-    the encoder is only built (``make_encoder()``) when some text is not cached."""
+    """Encode ``texts``, reusing the vectors cached for the encoder ``identity`` and adding
+    the new ones; the encoder is only built (``make_encoder()``) when some text is not
+    cached. The cache file is replaced atomically, so readers never see half of it."""
+    import json
+
+    from embedlens.io.files import atomic_path
+
     keys = [hashlib.sha1(t.encode()).hexdigest() for t in texts]
-    cached: dict[str, np.ndarray] = {}
-    path = None
-    if cache_dir is not None:
-        path = cache_dir / f"{encoder_id}.parquet"
-        if path.is_file():
-            table = pl.read_parquet(path)
-            cached = dict(zip(table["key"].to_list(), table["vector"].to_numpy(), strict=True))
+    path = cache_file(cache_dir, identity) if cache_dir is not None else None
+    cached = _read_cache(path) if path is not None else {}
     missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in cached}.items())
     if missing:
         from embedlens.progress import bar
@@ -140,47 +225,61 @@ def cached_encode(texts: list[str], encoder_id: str, make_encoder: Callable[[], 
                 vectors.append(encode(new_texts[start : start + 512]))
                 pb.update(len(vectors[-1]))
         fresh = np.concatenate(vectors)
+        if cached and next(iter(cached.values())).shape[0] != fresh.shape[1]:
+            cached = {}  # another dimension: the old entries cannot be this encoder's
         cached.update(zip(new_keys, fresh, strict=True))
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
             all_keys = list(cached)
             mat = np.stack([cached[k] for k in all_keys]).astype(np.float32)
-            pl.DataFrame({"key": all_keys}).with_columns(
-                pl.Series("vector", mat, dtype=pl.Array(pl.Float32, mat.shape[1]))
-            ).write_parquet(path)
+            table = pl.DataFrame({"key": all_keys}).with_columns(
+                pl.Series("vector", mat, dtype=pl.Array(pl.Float32, mat.shape[1])))
+            with atomic_path(path) as tmp:
+                table.write_parquet(tmp, metadata={"embedlens-encoder": json.dumps(identity)})
     return np.stack([cached[k] for k in keys]).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class TextParams(EmbeddingParams):
+    owner: ClassVar[str] = "text"
+    aggregation: str = aggregation_param("rating")
+    similarity: str = similarity_param("cosine")
+    encoder: str = param(DEFAULT_ENCODER, "sentence encoder: the bundled default, or a "
+                         "local sentence-transformers model (path or cached name)")
+    model2vec_path: str | None = param(None, "a local model2vec static model instead (fast)")
+    tags: bool = param(True, "put each movie's most used tags in its text")
+    max_tags: int = param(10, "most tags per movie", ge=0)
+    batch_size: int = param(64, "texts per encoder batch", ge=1)
+    cache: bool = param(True, "keep encodings in the on-disk cache")
+    device: str = device_param()
 
 
 class TextModel(EmbeddingModel):
     """Movie vectors from their text; users = rating-weighted mean of their movies."""
 
     name = "text"
-    defaults: ClassVar[dict[str, Any]] = {
-        **EmbeddingModel.defaults, "similarity": "cosine", "aggregation": "rating",
-        "encoder": DEFAULT_ENCODER, "model2vec_path": None, "tags": True, "max_tags": 10,
-        "batch_size": 64, "cache": True, "device": "auto",
-    }
-    #: tests (or callers) may inject an encoder: (cache id, texts -> vectors)
+    Params = TextParams
+    #: tests (or callers) may inject an encoder: (its name in the cache, texts -> vectors)
     encoder_override: tuple[str, Encoder] | None = None
 
     def fit(self, train: InteractionMatrix, dataset: Dataset | None = None) -> Self:
-        p = self.params
+        p = self.p
         if dataset is None or dataset.items is None:
             raise DataError("text embeddings need a movie table (titles, genres).")
         items = dataset.items  # every movie: content needs no interactions (cold start too)
-        tags = dataset.tags if p["tags"] else None
-        texts = movie_texts(items, tags, int(p["max_tags"]))
+        tags = dataset.tags if p.tags else None
+        texts = movie_texts(items, tags, p.max_tags)
         from embedlens.data.download import cache_dir
 
         if self.encoder_override is not None:
-            key, override = self.encoder_override
+            label, override = self.encoder_override
+            identity: dict = {"kind": "injected", "name": label}
             make = lambda: override  # noqa: E731
         else:
-            key = encoder_id(p["encoder"], p["model2vec_path"])
+            identity = encoder_identity(p.encoder, p.model2vec_path)
             make = lambda: load_encoder(  # noqa: E731
-                p["encoder"], p["model2vec_path"], int(p["batch_size"]), p["device"])
-        cache = cache_dir() / "text-embeddings" if p["cache"] else None
-        vectors = cached_encode(texts, key, make, cache)
+                p.encoder, p.model2vec_path, p.batch_size, p.device)
+        cache = cache_dir() / "text-embeddings" if p.cache else None
+        vectors = cached_encode(texts, identity, make, cache)
         self.item_embeddings = Embeddings(items["item_id"].to_numpy(), vectors, "item",
                                           item_metadata(dataset))
         return self

@@ -41,11 +41,12 @@ class Protocol:
     splitter: Splitter
     min_test_rating: float | None = None
 
-    def split(self, interactions: pl.DataFrame) -> Split:
-        """Split ``interactions`` and keep the relevant test rows."""
+    def split(self, interactions: pl.DataFrame, implicit: bool = False) -> Split:
+        """Split ``interactions`` and keep the relevant test rows. In an ``implicit`` log
+        (no ratings: every row is 1) every test row is relevant."""
         train, test = self.splitter.split(interactions)
         test_all = test
-        if self.min_test_rating is not None:
+        if self.min_test_rating is not None and not implicit:
             test = test.filter(pl.col(RATING) >= self.min_test_rating)
         if test.height == 0:
             raise DataError(

@@ -1,0 +1,1 @@
+"""Files on disk: atomic writes, checked reads, folders embedlens owns, and locks."""

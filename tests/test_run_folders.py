@@ -1,0 +1,189 @@
+"""Run folders never lose or mix data: refusals, --force, failures, interruption, --resume,
+locks, and custom logs end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from embedlens.config import RunConfig
+from embedlens.errors import DataError, EmbedlensError
+from embedlens.io.folders import MARKER, claim
+from embedlens.models.baselines import PopularityModel
+from embedlens.models.cleora import CleoraModel
+from embedlens.pipeline import MANIFEST, RunInterrupted, run_all
+from test_cli import run
+
+
+def _config(ml_dir, **changes):
+    base = dict(dataset="ml-100k", data_dir=str(ml_dir), methods=["cleora"], baselines=["pop"],
+                params={"cleora": {"dim": 16}})
+    return RunConfig(**{**base, **changes})
+
+
+def test_a_run_that_fails_before_training_leaves_no_folder(tmp_path, ml_dir):
+    out = tmp_path / "out"
+    proc = run("run", "--dataset", "ml-1m", "--data-dir", str(ml_dir), "--out", str(out),
+               ok=False)
+    assert proc.returncode == 2 and "ml-1m is not in" in proc.stderr
+    (tmp_path / "bad.csv").write_text("user_id,item_id,rating,timestamp\n1,2,x,3\n")
+    proc = run("run", "--dataset", str(tmp_path / "bad.csv"), "--out", str(out), ok=False)
+    assert proc.returncode == 2 and "not numbers" in proc.stderr
+    assert not out.exists()
+    # the corrected rerun is not blocked by any stub
+    run("--quiet", "run", "--dataset", "ml-100k", "--data-dir", str(ml_dir), "--methods",
+        "cleora", "--baselines", "pop", "--out", str(out))
+    assert json.loads((out / MANIFEST).read_text())["state"] == "done"
+
+
+def test_train_refuses_a_run_folder_and_force_empties_it_first(tmp_path, ml_dir):
+    out = tmp_path / "tt"
+    run("--quiet", "train", "two-tower", "--dataset", "ml-100k", "--data-dir", str(ml_dir),
+        "--out", str(out), "-p", "epochs=1", "-p", "device=cpu")
+    assert (out / "users.parquet").is_file()
+    proc = run("train", "node2vec", "--dataset", "ml-100k", "--data-dir", str(ml_dir),
+               "--out", str(out), ok=False)
+    assert proc.returncode == 2 and "--force" in proc.stderr
+    run("--quiet", "train", "node2vec", "--dataset", "ml-100k", "--data-dir", str(ml_dir),
+        "--out", str(out), "--force")
+    assert not (out / "users.parquet").exists()  # two-tower's users are gone, not reused
+    assert not (out / "loss.png").exists()
+    report = json.loads(run("evaluate", str(out)).stdout and
+                        (out / "evaluation-user-time-0.2.json").read_text())
+    assert report["method"] == "node2vec" and report["ndcg@10"] > 0.1
+
+
+def test_a_training_that_fails_leaves_nothing(tmp_path, ml_dir):
+    out = tmp_path / "text"
+    proc = run("train", "text", "--dataset", "ml-100k", "--data-dir", str(ml_dir), "--out",
+               str(out), "-p", "encoder=/no/such/encoder", ok=False)
+    assert proc.returncode == 2 and "Cannot load the sentence encoder" in proc.stderr
+    assert not out.exists()
+
+
+def test_an_interrupted_run_keeps_what_finished_and_resume_completes_it(
+        tmp_path, ml_dir, monkeypatch):
+    out = tmp_path / "run"
+    real_fit = CleoraModel.fit
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(CleoraModel, "fit", interrupted)
+    with pytest.raises(RunInterrupted, match="keeps 1 of 2 finished methods.*--resume"):
+        run_all(_config(ml_dir), out)
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["state"] == "interrupted" and manifest["methods"]["pop"] == "ok"
+    assert not (out / "leaderboard.json").exists()
+    # queries say what the folder is
+    proc = run("similar", str(out), "star wars", ok=False)
+    assert proc.returncode == 2 and "unfinished run" in proc.stderr
+    # without --resume or --force: refused with both options named
+    with pytest.raises(DataError, match="unfinished run.*--resume.*--force"):
+        run_all(_config(ml_dir), out)
+    # resuming with another seed would mix two runs
+    with pytest.raises(DataError, match="mix two runs"):
+        run_all(_config(ml_dir, seed=7), out, resume=True)
+    monkeypatch.setattr(CleoraModel, "fit", real_fit)
+    monkeypatch.setattr(PopularityModel, "fit", lambda *a, **k: pytest.fail("pop redone"))
+    result = run_all(_config(ml_dir), out, resume=True)
+    assert {r["method"]: r["status"] for r in result.rows} == {"pop": "ok", "cleora": "ok"}
+    assert json.loads((out / MANIFEST).read_text())["state"] == "done"
+    assert (out / "report.html").is_file()
+
+
+def test_resume_from_the_command_line_reads_the_runs_own_config(tmp_path, ml_dir, monkeypatch):
+    out = tmp_path / "run"
+    monkeypatch.setattr(CleoraModel, "fit", lambda *a, **k: (_ for _ in ()).throw(
+        KeyboardInterrupt))
+    with pytest.raises(RunInterrupted):
+        run_all(_config(ml_dir, protocol="random-0.2"), out)
+    monkeypatch.undo()
+    run("--quiet", "run", "--out", str(out), "--resume")  # no other flag: its own config
+    rows = json.loads((out / "leaderboard.json").read_text())
+    assert {r["protocol"] for r in rows} == {"random-0.2"}
+
+
+def test_an_interruption_before_any_method_finished_removes_the_folder(
+        tmp_path, ml_dir, monkeypatch):
+    monkeypatch.setattr(PopularityModel, "fit", lambda *a, **k: (_ for _ in ()).throw(
+        KeyboardInterrupt))
+    with pytest.raises(RunInterrupted, match="was removed"):
+        run_all(_config(ml_dir), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_second_writer_gets_a_clear_error(tmp_path, ml_dir):
+    out = tmp_path / "run"
+    holder = claim(out, "run")
+    try:
+        proc = run("run", "--dataset", "ml-100k", "--data-dir", str(ml_dir), "--methods",
+                   "cleora", "--baselines", "pop", "--out", str(out), "--force", ok=False)
+        assert proc.returncode == 2 and "another embedlens process" in proc.stderr
+    finally:
+        holder.release()
+    assert [p.name for p in out.iterdir()] == [MARKER]
+
+
+def test_a_report_that_cannot_be_written_is_an_error(tmp_path, ml_dir, monkeypatch):
+    import embedlens.report
+
+    def broken(*args, **kwargs):
+        raise ValueError("no canvas")
+
+    monkeypatch.setattr(embedlens.report, "write_report", broken)
+    out = tmp_path / "run"
+    with pytest.raises(EmbedlensError, match="report.html could not be written.*--resume"):
+        run_all(_config(ml_dir), out)
+    assert json.loads((out / MANIFEST).read_text())["state"] == "report failed"
+    monkeypatch.undo()
+    run_all(_config(ml_dir), out, resume=True)
+    assert (out / "report.html").is_file()
+
+
+def test_force_never_deletes_a_users_folder(tmp_path):
+    app = tmp_path / "webapp"
+    (app / ".git").mkdir(parents=True)
+    (app / "src").mkdir()
+    (app / "manifest.json").write_text("{}")
+    proc = run("run", "--out", str(app), "--force", ok=False)
+    assert proc.returncode == 2 and "was not created by embedlens" in proc.stderr
+    assert sorted(p.name for p in app.iterdir()) == [".git", "manifest.json", "src"]
+    (tmp_path / "link").symlink_to(app)
+    proc = run("run", "--out", str(tmp_path / "link"), "--force", ok=False)
+    assert proc.returncode == 2 and "symbolic link" in proc.stderr
+
+
+def test_a_custom_log_gets_a_report_and_its_column_mapping_is_kept(tmp_path, ml_dir):
+    """A log with its own column names and no titles or genres: the report is written,
+    and evaluate/recommend reload the log through the recorded mapping and absolute path."""
+    lines = (ml_dir / "ml-100k" / "u.data").read_text().splitlines()[:20000]
+    log = tmp_path / "clicks.csv"
+    log.write_text("uid,sku,stars,ts\n" + "\n".join(line.replace("\t", ",")
+                                                   for line in lines) + "\n")
+    out = tmp_path / "run"
+    run("--quiet", "run", "--dataset", str(log), "--columns",
+        "user=uid,item=sku,rating=stars,timestamp=ts", "--methods", "cleora,node2vec",
+        "--baselines", "pop", "--out", str(out))
+    page = (out / "report.html").read_text()
+    assert "<h2>Movie maps" in page and "no genres" in page
+    info = json.loads((out / "cleora" / "run.json").read_text())
+    assert info["dataset"] == str(log) and info["columns"]["user"] == "uid"
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "from embedlens.cli import main; main()",
+                           "recommend", str(out), "--user", "1", "--method", "cleora"],
+                          capture_output=True, text=True, cwd=other)
+    assert proc.returncode == 0 and "Top 10 for user 1" in proc.stdout, proc.stderr
+    # an implicit log: no rating column at all
+    proc = run("--quiet", "train", "pop", "--dataset", str(log), "--columns",
+               "user=uid,item=sku,rating=,timestamp=ts", "--out", str(tmp_path / "pop"))
+    assert json.loads((tmp_path / "pop" / "run.json").read_text())["columns"]["rating"] is None
+    # every test row of an implicit log is relevant (no rating >= 4 threshold to apply)
+    report = json.loads(run("evaluate", str(tmp_path / "pop")).stdout and (
+        tmp_path / "pop" / "evaluation-user-time-0.2.json").read_text())
+    assert report["n_users"] > 0
