@@ -12,11 +12,12 @@ import argparse
 import itertools
 
 from _common import ML_DIR, print_table
+from embedlens.core.progress import set_quiet
 from embedlens.data import load_movielens
-from embedlens.evaluate import EvalSplit, evaluate_model
-from embedlens.models import get_model_class
+from embedlens.evaluation.evaluate import evaluate_model
+from embedlens.evaluation.splits import EvalSplit
+from embedlens.methods.registry import get_method
 from embedlens.prep.protocols import PROTOCOLS
-from embedlens.progress import set_quiet
 
 
 def main() -> None:
@@ -37,14 +38,14 @@ def main() -> None:
         row = {"expansion": expansion, "normalization": norm, "post": post,
                "iterations": iterations}
         for protocol, data in splits.items():
-            model = get_model_class("cleora")(**params).fit(data.train)
+            model = get_method("cleora")(**params).fit(data.train)
             r = evaluate_model(model, data)
             row[f"{protocol} NDCG@10"] = f"{r['ndcg@10']:.4f} ± {r['ndcg@10_ci95']:.4f}"
         rows.append(row)
     for name, params in (("pop", {}), ("ease", {"lambda": 250.0})):
         row = {"expansion": name, "normalization": "", "post": "", "iterations": ""}
         for protocol, data in splits.items():
-            r = evaluate_model(get_model_class(name)(**params).fit(data.train), data)
+            r = evaluate_model(get_method(name)(**params).fit(data.train), data)
             row[f"{protocol} NDCG@10"] = f"{r['ndcg@10']:.4f} ± {r['ndcg@10_ci95']:.4f}"
         rows.append(row)
     print_table(rows, f"Cleora on ML-100k, dim {args.dim} (NDCG@10 ± 95% CI)")

@@ -81,15 +81,15 @@ def read_log(path: Path) -> pl.DataFrame:
 
 def cleora(dim: int, iterations: int):
     """The tutorial's setting: exact clique, left Markov, no post-processing."""
-    from embedlens.models import get_model_class
+    from embedlens.methods.registry import get_method
 
-    return get_model_class("cleora")(expansion="clique", normalization="left", dim=dim,
+    return get_method("cleora")(expansion="clique", normalization="left", dim=dim,
                                      iterations=iterations, post="none", seed=0)
 
 
 def run_ours(df: pl.DataFrame, dim: int, iterations: int) -> np.ndarray:
     """The general route every method shares: full encoding, then the exact clique."""
-    from embedlens.prep import InteractionMatrix
+    from embedlens.core.interactions import InteractionMatrix
 
     return cleora(dim, iterations).fit(InteractionMatrix.from_frame(df)).item_embeddings.vectors
 
@@ -107,7 +107,7 @@ def pycleora_graph(path: Path, trim: int | None):
 
 
 def worker(impl: str, path: Path, dim: int, iterations: int) -> dict:
-    from embedlens.progress import set_quiet
+    from embedlens.core.progress import set_quiet
 
     set_quiet(True)
     if impl.startswith("ours"):  # load (or compile) the route's numba kernels, untimed
@@ -165,12 +165,13 @@ def speed(shapes: list[str], dim: int, iterations: int) -> None:
 
 
 def quality(dim: int, iterations: int) -> None:
+    from embedlens.core.embeddings import Embeddings
+    from embedlens.core.progress import set_quiet
     from embedlens.data import load_movielens
-    from embedlens.embeddings import Embeddings
-    from embedlens.evaluate import EvalSplit, evaluate_model
-    from embedlens.models.base import ImportedModel
-    from embedlens.models.cleora import propagate
-    from embedlens.progress import set_quiet
+    from embedlens.evaluation.evaluate import evaluate_model
+    from embedlens.evaluation.splits import EvalSplit
+    from embedlens.methods.base import ImportedModel
+    from embedlens.methods.cleora.propagate import propagate
 
     set_quiet(True)
     ds = load_movielens("ml-100k", data_dir=ML_DIR)

@@ -10,11 +10,12 @@ import argparse
 import time
 
 from _common import ML_DIR, print_table
+from embedlens.core.progress import set_quiet
 from embedlens.data import load_movielens
-from embedlens.evaluate import EvalSplit, evaluate_model
-from embedlens.models import get_model_class
-from embedlens.models.eges import skipgram_pairs
-from embedlens.progress import set_quiet
+from embedlens.evaluation.evaluate import evaluate_model
+from embedlens.evaluation.splits import EvalSplit
+from embedlens.methods.eges.model import skipgram_pairs
+from embedlens.methods.registry import get_method
 
 
 def main() -> None:
@@ -30,12 +31,12 @@ def main() -> None:
         for label, params in (("eges (per-item weights)", {}),
                               ("eges (global field weights)", {"weights": "global"}),
                               ("eges without side info", {"side_info": False})):
-            model = get_model_class("eges")(device="cpu", **params)
+            model = get_method("eges")(device="cpu", **params)
             start = time.perf_counter()
             model.fit(data.train, data.train_dataset(ds))
             fit_s = time.perf_counter() - start
-            from embedlens.graphs import sequence_graph
-            from embedlens.walks import random_walks
+            from embedlens.kernels.graphs import sequence_graph
+            from embedlens.kernels.walks import random_walks
 
             p = model.params
             walks = random_walks(sequence_graph(data.train), p["num_walks"], p["walk_length"],

@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 
 from _common import ML_DIR, print_table
-from embedlens.coldstart import ColdSplit, evaluate_coldstart
+from embedlens.core.progress import set_quiet
 from embedlens.data import load_movielens
-from embedlens.models import get_model_class
-from embedlens.progress import set_quiet
+from embedlens.evaluation.coldstart import ColdSplit, evaluate_coldstart
+from embedlens.methods.registry import get_method
 
 
 def main() -> None:
@@ -22,7 +22,7 @@ def main() -> None:
     rows = []
     for name in args.datasets.split(","):
         split = ColdSplit.prepare(load_movielens(name, data_dir=ML_DIR), fraction=0.1, seed=42)
-        model = get_model_class("eges")(device="cpu").fit(split.train, split.train_dataset)
+        model = get_method("eges")(device="cpu").fit(split.train, split.train_dataset)
         for label, r in evaluate_coldstart(model, split).items():
             rows.append({"dataset": name, "held-out movies": len(split.cold_items),
                          "test ratings": split.test.height, "ranking": label,

@@ -14,10 +14,10 @@ import argparse
 import time
 
 from _common import ML_DIR, print_table
-from embedlens.config import RunConfig
-from embedlens.pipeline import ranked, run_all
+from embedlens.app.config import RunConfig
+from embedlens.app.pipeline import run_all
+from embedlens.core.progress import set_quiet
 from embedlens.prep.protocols import PROTOCOLS
-from embedlens.progress import set_quiet
 
 
 def main() -> None:
@@ -41,7 +41,8 @@ def main() -> None:
             start = time.perf_counter()
             result = run_all(cfg, f"{args.out}/{name}-{protocol}", force=True)
             print(f"{name} {protocol}: {time.perf_counter() - start:.0f} s", flush=True)
-            for r in ranked(result.rows, cfg.k):
+            for row in result.board.ranked():
+                r = row.result.to_dict()
                 rows.append({
                     "protocol": protocol, "method": r["method"], "users": r["n_users"],
                     "fit s": round(r["fit_seconds"], 1),

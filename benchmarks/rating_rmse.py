@@ -23,11 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from _common import ML_DIR, print_table
+from embedlens.core.progress import set_quiet
 from embedlens.data import load_movielens
-from embedlens.evaluate import EvalSplit, evaluate_model
-from embedlens.metrics import mae, rmse
-from embedlens.models import get_model_class
-from embedlens.progress import set_quiet
+from embedlens.evaluation.evaluate import evaluate_model
+from embedlens.evaluation.splits import EvalSplit
+from embedlens.kernels.metrics import mae, rmse
+from embedlens.methods.registry import get_method
 
 
 def test_pairs(data: EvalSplit):
@@ -104,7 +105,7 @@ def main() -> None:
         runs, ndcgs = [], []
         for seed in seeds:
             start = time.perf_counter()
-            model = get_model_class("rating-mf")(head=head, seed=seed, device="cpu")
+            model = get_method("rating-mf")(head=head, seed=seed, device="cpu")
             model.fit(data.train)
             fit_s = time.perf_counter() - start
             report = evaluate_model(model, data)

@@ -17,9 +17,9 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_info
 
 from _common import ML_DIR, print_table, timed
-from embedlens.prep import InteractionMatrix
-from embedlens.progress import set_quiet
-from embedlens.topk import dot_scorer, topk
+from embedlens.core.interactions import InteractionMatrix
+from embedlens.core.progress import set_quiet
+from embedlens.kernels.topk import dot_scorer, topk
 
 
 def numpy_topk(u: np.ndarray, v: np.ndarray, exclude: sp.csr_matrix, k: int, batch: int = 2048):

@@ -14,16 +14,17 @@ import argparse
 import time
 
 from _common import ML_DIR, print_table
+from embedlens.core.progress import set_quiet
 from embedlens.data import load_movielens
-from embedlens.evaluate import EvalSplit, evaluate_model
-from embedlens.models import get_model_class
+from embedlens.evaluation.evaluate import evaluate_model
+from embedlens.evaluation.splits import EvalSplit
+from embedlens.methods.registry import get_method
 from embedlens.prep.protocols import PROTOCOLS
-from embedlens.progress import set_quiet
 
 
 def cell(name: str, params: dict, data: EvalSplit, dataset) -> str:
     start = time.perf_counter()
-    model = get_model_class(name)(**params).fit(data.train, dataset)
+    model = get_method(name)(**params).fit(data.train, dataset)
     fit = time.perf_counter() - start
     r = evaluate_model(model, data)
     return f"{r['ndcg@10']:.4f} ± {r['ndcg@10_ci95']:.4f} ({fit:.1f} s)"

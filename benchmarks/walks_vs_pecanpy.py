@@ -25,9 +25,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from _common import ML_DIR, print_table
-from embedlens.graphs import Graph
-from embedlens.progress import set_quiet
-from embedlens.walks import random_walks
+from embedlens.core.progress import set_quiet
+from embedlens.kernels.graphs import Graph
+from embedlens.kernels.walks import random_walks
 
 
 def random_graph(n: int, n_entries: int, seed: int = 0) -> Graph:
@@ -76,12 +76,13 @@ def bench_end_to_end(num_walks: int, length: int, dim: int) -> list[dict]:
     import pycleora
     from pycleora.algorithms import embed_node2vec
 
+    from embedlens.core.embeddings import Embeddings
     from embedlens.data import load_movielens
-    from embedlens.embeddings import Embeddings
-    from embedlens.evaluate import EvalSplit, evaluate_model
-    from embedlens.graphs import pmi_graph
-    from embedlens.models.base import ImportedModel
-    from embedlens.skipgram import train_skipgram, walk_pmi_svd
+    from embedlens.evaluation.evaluate import evaluate_model
+    from embedlens.evaluation.splits import EvalSplit
+    from embedlens.kernels.graphs import pmi_graph
+    from embedlens.kernels.skipgram import train_skipgram, walk_pmi_svd
+    from embedlens.methods.base import ImportedModel
 
     data = EvalSplit.prepare(load_movielens("ml-latest-small", data_dir=ML_DIR), "random-0.2")
     g = pmi_graph(data.train)

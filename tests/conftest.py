@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from embedlens.progress import set_quiet
+from embedlens.core.progress import set_quiet
 
 REPO = Path(__file__).resolve().parents[1]
 ML_DIR = Path(os.environ.get("EMBEDLENS_TEST_DATA", REPO.parent / "shared" / "movielens"))

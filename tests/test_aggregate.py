@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 
 from conftest import log
-from embedlens.aggregate import user_embeddings
-from embedlens.embeddings import Embeddings
-from embedlens.errors import DataError
-from embedlens.prep import InteractionMatrix
+from embedlens.core.embeddings import Embeddings
+from embedlens.core.errors import DataError
+from embedlens.core.interactions import InteractionMatrix
+from embedlens.kernels.aggregate import user_embeddings
 
 DAY = 86_400
 

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from embedlens.errors import DataError
-from embedlens.evaluate import EvalSplit, evaluate_model
-from embedlens.models import get_model_class
-from embedlens.models.cleora import hash_init, propagate, whiten
+from embedlens.core.errors import DataError
+from embedlens.evaluation.evaluate import evaluate_model
+from embedlens.evaluation.splits import EvalSplit
+from embedlens.methods.cleora.propagate import hash_init, propagate, whiten
+from embedlens.methods.registry import get_method
 
 
 def l2(x):
@@ -26,7 +27,7 @@ def clique(bd):
 def hypergraph(request, monkeypatch):
     """A random hypergraph and start vectors. d150 gives each thread a column slice that is
     not a multiple of 16; the third case propagates 7 hyperedges per chunk (5 chunks)."""
-    import embedlens.models.cleora as cleora
+    import embedlens.methods.cleora.propagate as cleora
 
     dim, chunk_bytes = request.param
     monkeypatch.setattr(cleora, "CHUNK_BYTES", chunk_bytes)
@@ -131,14 +132,14 @@ def test_whitening_gives_identity_covariance():
 def test_two_communities_separate():
     """Users 0-99 rate items 0-199, users 100-199 items 200-399: the two blocks separate."""
     from conftest import log
-    from embedlens.prep import InteractionMatrix
+    from embedlens.core.interactions import InteractionMatrix
 
     rng = np.random.default_rng(0)
     rows = [(u, int(i), 5.0, t) for t, u in enumerate(range(200))
             for i in rng.choice(200, 30, replace=False) + (0 if u < 100 else 200)]
     train = InteractionMatrix.from_frame(log(rows))
     for params in ({"dim": 32}, {"expansion": "clique", "iterations": 3, "post": "none"}):
-        m = get_model_class("cleora")(**params).fit(train)
+        m = get_method("cleora")(**params).fit(train)
         v = m.item_embeddings.normalized().vectors
         sim = v @ v.T
         np.fill_diagonal(sim, -np.inf)
@@ -150,21 +151,21 @@ def test_two_communities_separate():
 
 def test_cleora_beats_popularity_on_random_split(ml100k):
     data = EvalSplit.prepare(ml100k, "random-0.2")
-    cleora = evaluate_model(get_model_class("cleora")().fit(data.train), data)
-    pop = evaluate_model(get_model_class("pop")().fit(data.train), data)
+    cleora = evaluate_model(get_method("cleora")().fit(data.train), data)
+    pop = evaluate_model(get_method("pop")().fit(data.train), data)
     assert cleora["ndcg@10"] > pop["ndcg@10"] + pop["ndcg@10_ci95"]
 
 
 def test_bad_parameters(ml100k):
     data = EvalSplit.prepare(ml100k, "random-0.2")
     with pytest.raises(DataError, match="expansion"):
-        get_model_class("cleora")(expansion="triangle").fit(data.train)
+        get_method("cleora")(expansion="triangle").fit(data.train)
     with pytest.raises(DataError, match="min_rating"):
-        get_model_class("cleora")(min_rating=6).fit(data.train)
+        get_method("cleora")(min_rating=6).fit(data.train)
 
 
 def test_pattern_incidence_sorts_dedups_and_maps_ids():
-    from embedlens.prep.encoding import pattern_incidence
+    from embedlens.prep.incidence import pattern_incidence
 
     users = np.array([50, 50, 90, 50, 90, 70, 50], dtype=np.int32)
     items = np.array([300, 100, 100, 300, 200, 200, 100], dtype=np.int64)
@@ -184,15 +185,15 @@ def test_pattern_incidence_sorts_dedups_and_maps_ids():
     with pytest.raises(DataError, match="re-number them first"):
         pattern_incidence(np.array([1, 2]), np.array([0, 1 << 29]))
     with pytest.raises(DataError, match="take ids only"):
-        get_model_class("cleora")(weighted=True).fit_log(users, items)
+        get_method("cleora")(weighted=True).fit_log(users, items)
 
 
 def test_fit_log_equals_fit_on_the_encoded_log(ml100k):
-    from embedlens.prep.encoding import InteractionMatrix
+    from embedlens.core.interactions import InteractionMatrix
 
     df = ml100k.interactions
     params = {"expansion": "clique", "iterations": 3, "post": "none", "dim": 96}
-    model = get_model_class("cleora")
+    model = get_method("cleora")
     full = model(**params).fit(InteractionMatrix.from_frame(df)).item_embeddings
     lean = model(**params).fit_log(df["user_id"].to_numpy(), df["item_id"].to_numpy())
     lean = lean.item_embeddings
@@ -202,7 +203,7 @@ def test_fit_log_equals_fit_on_the_encoded_log(ml100k):
 
 def test_fit_parquet_reads_the_log_in_batches(ml100k, tmp_path):
     """Many small batches give the same incidence and embeddings as the whole columns."""
-    from embedlens.prep.encoding import pattern_incidence, pattern_incidence_parquet
+    from embedlens.prep.incidence import pattern_incidence, pattern_incidence_parquet
 
     df = ml100k.interactions
     path = tmp_path / "log.parquet"
@@ -215,7 +216,7 @@ def test_fit_parquet_reads_the_log_in_batches(ml100k, tmp_path):
         if not hasattr(a, "indptr"):
             assert np.array_equal(a, b)
     params = {"expansion": "clique", "iterations": 2, "post": "none", "dim": 32}
-    model = get_model_class("cleora")
+    model = get_method("cleora")
     lean = model(**params).fit_log(df["user_id"].to_numpy(), df["item_id"].to_numpy())
     read = model(**params).fit_parquet(path)
     assert np.array_equal(lean.item_embeddings.vectors, read.item_embeddings.vectors)
@@ -225,7 +226,7 @@ def test_fit_parquet_reads_the_log_in_batches(ml100k, tmp_path):
 def test_fit_parquet_errors_name_the_problem(tmp_path):
     import polars as pl
 
-    from embedlens.prep.encoding import pattern_incidence_parquet
+    from embedlens.prep.incidence import pattern_incidence_parquet
 
     path = tmp_path / "log.parquet"
     pl.DataFrame({"user_id": [1, 2], "movie": [3, 4]}).write_parquet(path)
@@ -243,7 +244,7 @@ def test_fit_parquet_errors_name_the_problem(tmp_path):
 
 
 def test_compact_csr_matches_scipy():
-    from embedlens.sparse import CompactCsr
+    from embedlens.kernels.sparse import CompactCsr
 
     rng = np.random.default_rng(2)
     dense = sp.random(40, 25, density=0.2, random_state=3, dtype=np.float32).toarray()
@@ -263,7 +264,7 @@ def test_compact_csr_matches_scipy():
 def test_pattern_chunks_must_repeat_the_same_log():
     """A one-shot iterator, or a log that changes between passes, is an error, not a wrong
     (or out-of-bounds) matrix."""
-    from embedlens.prep.encoding import pattern_incidence_chunks
+    from embedlens.prep.incidence import pattern_incidence_chunks
 
     users, items = np.array([1, 1, 2]), np.array([10, 11, 10])
     one_shot = iter([(users, items)])

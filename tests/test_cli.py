@@ -6,7 +6,7 @@ import sys
 
 def run(*args, ok=True):
     proc = subprocess.run(
-        [sys.executable, "-c", "from embedlens.cli import main; main()", *args],
+        [sys.executable, "-c", "from embedlens.app.cli import main; main()", *args],
         capture_output=True, text=True, timeout=300,
     )
     if ok:
@@ -59,8 +59,8 @@ def test_als_run_similar_and_cleora_file(ml_dir, tmp_path):
     out = run("similar", str(run_dir), "star wars", "--k", "5").stdout
     assert "Star Wars (1977)" in out and out.count("│ ") >= 5
     # the same item vectors as a Cleora .out file evaluate like the run (mean-of-items users)
-    from embedlens.embeddings import Embeddings
-    from embedlens.export import to_cleora
+    from embedlens.core.embeddings import Embeddings
+    from embedlens.io.formats import to_cleora
 
     out_file = to_cleora(Embeddings.load(run_dir / "items.parquet"), tmp_path / "als.out")
     proc = run("evaluate", str(out_file), "--dataset", "ml-100k", "--data-dir", str(ml_dir),

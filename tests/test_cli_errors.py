@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from embedlens.embeddings import Embeddings
+from embedlens.core.embeddings import Embeddings
 from test_cli import run
 
 
@@ -177,8 +177,8 @@ def test_negative_timestamps_print_dates(tmp_path):
 
 
 def test_titles_with_console_markup_print_as_written(tmp_path):
-    from embedlens.models.base import ImportedModel
-    from embedlens.runs import RunInfo
+    from embedlens.io.runs import RunInfo
+    from embedlens.methods.base import ImportedModel
 
     meta = pl.DataFrame({"item_id": [1, 2, 3], "title": ["Weird [/] Movie", "[bold]Two[/]",
                                                          "Three"],
@@ -197,7 +197,7 @@ def test_a_user_with_nothing_left_to_recommend_gets_a_clear_line(tmp_path):
     run("--quiet", "train", "pop", "--dataset", path, "--protocol", "random-0.2",
         "--out", str(tmp_path / "pop"))
     from embedlens.data import load_log
-    from embedlens.evaluate import EvalSplit
+    from embedlens.evaluation.splits import EvalSplit
 
     train = EvalSplit.prepare(load_log(path), "random-0.2").train
     counts = np.diff(train.ratings.indptr)
@@ -213,7 +213,7 @@ def test_a_user_with_nothing_left_to_recommend_gets_a_clear_line(tmp_path):
 def test_an_unexpected_error_is_one_line_with_how_to_see_the_traceback(monkeypatch, capsys):
     import sys
 
-    from embedlens import cli
+    from embedlens.app import cli
 
     def boom():
         raise RuntimeError("kaboom [/]")
@@ -234,7 +234,7 @@ def test_embedlens_quiet_works_from_the_command_line(ml_dir, tmp_path):
 
     env = {**os.environ, "EMBEDLENS_QUIET": "1"}
     proc = subprocess.run(
-        [sys.executable, "-c", "from embedlens.cli import main; main()", "run", "--dataset",
+        [sys.executable, "-c", "from embedlens.app.cli import main; main()", "run", "--dataset",
          "ml-100k", "--data-dir", str(ml_dir), "--methods", "cleora", "--baselines", "pop",
          "--out", str(tmp_path / "q")], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr

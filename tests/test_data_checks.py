@@ -10,11 +10,12 @@ import polars as pl
 import pytest
 
 from conftest import log
+from embedlens.core.errors import DataError, EmbedlensWarning
 from embedlens.data import load_log
 from embedlens.data.dataset import Dataset, _iso, merge_duplicates
-from embedlens.errors import DataError, EmbedlensWarning
-from embedlens.evaluate import EvalSplit, evaluate_model
-from embedlens.models import get_model_class
+from embedlens.evaluation.evaluate import evaluate_model
+from embedlens.evaluation.splits import EvalSplit
+from embedlens.methods.registry import get_method
 
 
 def test_duplicates_keep_the_latest_row_in_log_order():
@@ -100,7 +101,7 @@ def test_relevant_items_already_in_train_are_excluded_and_reported():
     with pytest.warns(EmbedlensWarning, match="also in their user's train rows"):
         data = EvalSplit.prepare(ds, "user-time-0.2")
     assert data.excluded_relevant >= 1
-    report = evaluate_model(get_model_class("pop")().fit(data.train), data, k=5)
+    report = evaluate_model(get_method("pop")().fit(data.train), data, k=5)
     assert report["relevant_excluded"] == data.excluded_relevant
     # every truth entry is rankable: none is in its user's train row
     overlap = data.truth.multiply(data.train.binary()[data.users])
@@ -108,18 +109,18 @@ def test_relevant_items_already_in_train_are_excluded_and_reported():
 
 
 def test_a_model_that_recommends_nothing_is_an_error():
-    from embedlens.embeddings import Embeddings
+    from embedlens.core.embeddings import Embeddings
 
     rows = [(u, i, 4.0, i) for u in range(6) for i in range(6)]
     data = EvalSplit.prepare(Dataset("x", log(rows)), "random-0.2")
-    model = get_model_class("imported").from_embeddings(
+    model = get_method("imported").from_embeddings(
         Embeddings(np.array([999]), np.ones((1, 4)), "item"))  # knows none of the items
     with pytest.raises(DataError, match="recommended nothing"):
         evaluate_model(model, data, k=3)
 
 
 def test_non_finite_vectors_are_refused():
-    from embedlens.embeddings import Embeddings
+    from embedlens.core.embeddings import Embeddings
 
     with pytest.raises(DataError, match="NaN or infinite"):
         Embeddings([1, 2], np.array([[1.0, 2.0], [np.nan, 0.0]]))

@@ -11,9 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from embedlens.core.errors import DataError, DatasetNotAvailableError, DownloadError
 from embedlens.data import download, load_movielens, registry
 from embedlens.data.download import EXTRACTED_MARKER, cache_dir, fetch
-from embedlens.errors import DataError, DatasetNotAvailableError, DownloadError
 
 
 def _ml1m_zip(tmp_path):

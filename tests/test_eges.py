@@ -4,10 +4,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from embedlens.errors import DataError
-from embedlens.evaluate import EvalSplit, evaluate_model
-from embedlens.models import get_model_class
-from embedlens.models.eges import side_information, skipgram_pairs
+from embedlens.core.errors import DataError
+from embedlens.evaluation.evaluate import evaluate_model
+from embedlens.evaluation.splits import EvalSplit
+from embedlens.methods.eges.model import side_information, skipgram_pairs
+from embedlens.methods.registry import get_method
 
 
 def test_skipgram_pairs_by_hand():
@@ -32,7 +33,7 @@ def test_side_information_fields():
 @pytest.fixture(scope="module")
 def small(ml_small):
     data = EvalSplit.prepare(ml_small, "random-0.2")
-    model = get_model_class("eges")(epochs=2, num_walks=3, device="cpu").fit(
+    model = get_method("eges")(epochs=2, num_walks=3, device="cpu").fit(
         data.train, data.train_dataset(ml_small))
     return data, model
 
@@ -43,7 +44,7 @@ def test_eges_learns_and_weights_fields(small):
     assert set(weights) == {"id", "genres", "tags", "year"}
     assert sum(weights.values()) == pytest.approx(1.0)
     assert model.history["loss"][-1] < model.history["loss"][0]
-    rnd = evaluate_model(get_model_class("random")().fit(data.train), data)
+    rnd = evaluate_model(get_method("random")().fit(data.train), data)
     assert evaluate_model(model, data)["ndcg@10"] > rnd["ndcg@10"] + 0.05
 
 
@@ -54,7 +55,7 @@ def test_coldstart_from_side_information(small, tmp_path):
     animated = sum("Animation" in (g or []) for g in top["genres"].to_list())
     assert animated >= 5
     model.save(tmp_path)
-    back = get_model_class("eges").load(tmp_path)
+    back = get_method("eges").load(tmp_path)
     assert np.allclose(back.coldstart(genres=["Animation", "Children"], tags=["pixar"]), v)
     with pytest.raises(DataError, match="None of the side information"):
         model.coldstart(genres=["Not-a-genre"])

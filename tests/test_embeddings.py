@@ -2,9 +2,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from embedlens.embeddings import AmbiguousTitleError, Embeddings, normalize_title
-from embedlens.errors import DataError, UnknownNameError
-from embedlens.export import export, from_cleora, from_word2vec
+from embedlens.core.embeddings import AmbiguousTitleError, Embeddings, normalize_title
+from embedlens.core.errors import DataError, UnknownNameError
+from embedlens.io.formats import export, from_cleora, from_word2vec
 
 META = pl.DataFrame({
     "item_id": [1, 2, 3, 4, 5],

@@ -8,9 +8,10 @@ import sys
 
 import pytest
 
-from embedlens.errors import DataError
-from embedlens.io.files import (
+from embedlens.core.errors import DataError
+from embedlens.core.files import (
     atomic_path,
+    file_lock,
     load_arrays,
     read_json,
     read_json_object,
@@ -19,7 +20,7 @@ from embedlens.io.files import (
     write_json,
     write_text,
 )
-from embedlens.io.folders import MARKER, claim, file_lock, is_owned
+from embedlens.io.folders import MARKER, claim, is_owned
 
 
 def test_atomic_write_replaces_in_one_step_and_leaves_no_temp(tmp_path):
@@ -146,7 +147,7 @@ def test_file_lock_serialises_holders(tmp_path):
     lock = tmp_path / ".x.lock"
     waited = []
     with file_lock(lock):
-        code = (f"from embedlens.io.folders import file_lock\n"
+        code = (f"from embedlens.core.files import file_lock\n"
                 f"with file_lock({str(lock)!r}, lambda: print('waiting', flush=True)):\n"
                 f"    print('got it')\n")
         proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,

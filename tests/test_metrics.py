@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from embedlens.errors import DataError
-from embedlens.metrics import (
+from embedlens.core.errors import DataError
+from embedlens.kernels.metrics import (
     MAP,
     MRR,
     NDCG,
@@ -94,8 +94,9 @@ def test_coverage_counts_catalogue_columns_not_item_ids():
     import polars as pl
 
     from embedlens.data.dataset import Dataset
-    from embedlens.evaluate import EvalSplit, evaluate_model
-    from embedlens.models import get_model_class
+    from embedlens.evaluation.evaluate import evaluate_model
+    from embedlens.evaluation.splits import EvalSplit
+    from embedlens.methods.registry import get_method
 
     rng = np.random.default_rng(3)
     ids = np.sort(rng.choice(np.arange(1000, 200_000), size=60, replace=False))
@@ -104,7 +105,7 @@ def test_coverage_counts_catalogue_columns_not_item_ids():
     log = pl.DataFrame(rows, schema=["user_id", "item_id", "rating", "timestamp"],
                        orient="row").with_columns(pl.col("rating").cast(pl.Float32))
     data = EvalSplit.prepare(Dataset("sparse-ids", log), "random-0.2")
-    model = get_model_class("random")(seed=1).fit(data.train)
+    model = get_method("random")(seed=1).fit(data.train)
     report = evaluate_model(model, data, k=5)
     # independent: the top-5 item ids per test user, mapped back to ids, over train's ids
     recs = model.recommend(data.train, data.train.users.ids[data.users], k=5)

@@ -4,9 +4,9 @@ import zipfile
 import polars as pl
 import pytest
 
+from embedlens.core.errors import DataError, DatasetNotAvailableError, UnknownNameError
 from embedlens.data import load_movielens
 from embedlens.data.movielens import GENRES_100K
-from embedlens.errors import DataError, DatasetNotAvailableError, UnknownNameError
 
 
 def test_ml100k_real_counts(ml100k):

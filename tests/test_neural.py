@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from embedlens.errors import DataError
-from embedlens.evaluate import EvalSplit, evaluate_model
-from embedlens.models import get_model_class
-from embedlens.models.neural import holdout
+from embedlens.core.errors import DataError
+from embedlens.evaluation.evaluate import evaluate_model
+from embedlens.evaluation.splits import EvalSplit
+from embedlens.methods.registry import get_method
+from embedlens.methods.training import holdout
 
 
 @pytest.fixture(scope="module")
@@ -21,9 +22,9 @@ def random_split(ml100k):
 
 
 def test_two_tower_beats_popularity(user_time, ml100k):
-    tt = get_model_class("two-tower")(device="cpu").fit(
+    tt = get_method("two-tower")(device="cpu").fit(
         user_time.train, user_time.train_dataset(ml100k))
-    pop = get_model_class("pop")().fit(user_time.train)
+    pop = get_method("pop")().fit(user_time.train)
     a, b = evaluate_model(tt, user_time), evaluate_model(pop, user_time)
     assert a["ndcg@10"] > b["ndcg@10"] + b["ndcg@10_ci95"]
     assert len(tt.history["loss"]) == len(tt.history["val_ndcg@10"]) >= 2
@@ -32,21 +33,21 @@ def test_two_tower_beats_popularity(user_time, ml100k):
 
 def test_two_tower_softmax_and_popularity_sampler_train(user_time):
     for params in ({"loss": "softmax"}, {"sampler": "popularity"}):
-        m = get_model_class("two-tower")(epochs=2, device="cpu", **params).fit(user_time.train)
+        m = get_method("two-tower")(epochs=2, device="cpu", **params).fit(user_time.train)
         assert np.isfinite(m.item_embeddings.vectors).all()
     with pytest.raises(DataError, match="loss"):
-        get_model_class("two-tower")(loss="hinge").fit(user_time.train)
+        get_method("two-tower")(loss="hinge").fit(user_time.train)
 
 
 def test_rating_regression_beats_the_bias_baseline(random_split, ml100k, tmp_path):
-    model = get_model_class("rating-mf")(device="cpu").fit(
+    model = get_method("rating-mf")(device="cpu").fit(
         random_split.train, random_split.train_dataset(ml100k))
     report = evaluate_model(model, random_split)
     # regularised user+item bias baseline: RMSE 0.962 on a random 80/20 split of ML-100k
     assert report["rmse"] < 0.955
     assert report["n_ratings"] > 19_000 and 0.5 < report["mae"] < report["rmse"]
     model.save(tmp_path)
-    back = get_model_class("rating-mf").load(tmp_path)
+    back = get_method("rating-mf").load(tmp_path)
     users, items = np.array([1, 2, 99999]), np.array([50, 50, 50])
     assert np.allclose(back.predict_ratings(users, items), model.predict_ratings(users, items))
     assert back.predict_ratings(users, items)[2] == pytest.approx(

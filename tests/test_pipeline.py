@@ -5,11 +5,15 @@ import json
 import numpy as np
 import pytest
 
-from embedlens.config import ALL_METHODS, RunConfig, parse_methods
-from embedlens.errors import DataError, UnknownNameError
-from embedlens.pipeline import leaderboard_markdown, method_dir
-from embedlens.report import main_genres, pca_2d
+from embedlens.app.config import RunConfig, parse_methods
+from embedlens.app.leaderboard import Leaderboard, Row
+from embedlens.app.queries import method_dir
+from embedlens.app.report import main_genres, pca_2d
+from embedlens.core.errors import DataError, UnknownNameError
+from embedlens.methods.registry import all_methods
 from test_cli import run
+
+ALL_METHODS = all_methods()
 
 # Fast settings for the slice (the walk methods are fast with their PMI-SVD default).
 SLICE_CONFIG = """
@@ -79,17 +83,35 @@ def _row(method, ndcg, role="method", status="ok"):
     metrics.update({f"{m}@10_ci95": 0.01 for m in ("ndcg", "hitrate", "mrr", "recall",
                                                    "precision", "map")})
     return {"method": method, "role": role, "status": status, "k": 10, "fit_seconds": 1.0,
-            **metrics}
+            "protocol": "random-0.2", "n_users": 5, **metrics}
+
+
+def _board(rows):
+    return Leaderboard([Row.from_dict(r, "test") for r in rows])
 
 
 def test_leaderboard_markdown_ranks_best_first_and_lists_failures():
-    rows = [_row("pop", 0.10, "baseline"), _row("cleora", 0.15), _row("text", 0.0, "method",
-            "failed"), _row("deepwalk", 0.15)]
-    md = leaderboard_markdown(rows, 10)
+    board = _board([_row("pop", 0.10, "baseline"), _row("cleora", 0.15),
+                    _row("text", 0.0, "method", "failed"), _row("deepwalk", 0.15)])
+    md = board.markdown()
     body = [line for line in md.splitlines() if line.startswith("| ") and "---" not in line]
     # ties on NDCG break by name, so cleora precedes deepwalk
     assert [line.split(" | ")[1] for line in body[1:]] == ["cleora", "deepwalk", "pop"]
     assert "- text: ValueError: boom" in md
+    page = board.html()
+    assert page.index("<td>cleora</td>") < page.index("<td>deepwalk</td>") < page.index(
+        "<td>pop</td>") and "<tr class=baseline>" in page
+    assert [r.method for r in board.ranked()] == ["cleora", "deepwalk", "pop"]
+
+
+def test_leaderboard_json_round_trips(tmp_path):
+    board = _board([_row("pop", 0.10, "baseline"), _row("text", 0.0, "method", "failed")])
+    board.save(tmp_path / "lb.json")
+    back = Leaderboard.load(tmp_path / "lb.json")
+    assert [r.to_dict() for r in back.rows] == [r.to_dict() for r in board.rows]
+    (tmp_path / "bad.json").write_text('[{"method": "pop", "status": "ok", "k": 10}]')
+    with pytest.raises(DataError, match="not a valid evaluation record"):
+        Leaderboard.load(tmp_path / "bad.json")
 
 
 def test_queries_over_a_full_run_pick_the_best_able_method(tmp_path):
@@ -97,11 +119,11 @@ def test_queries_over_a_full_run_pick_the_best_able_method(tmp_path):
             _row("eges", 0.05), _row("node2vec", 0.3, status="failed")]
     (tmp_path / "leaderboard.json").write_text(json.dumps(rows))
     assert method_dir(tmp_path, None, "any").name == "ease"
-    assert method_dir(tmp_path, None, "embeddings").name == "cleora"  # ease has no vectors
+    assert method_dir(tmp_path, None, "items").name == "cleora"  # ease has no vectors
     assert method_dir(tmp_path, None, "coldstart").name == "eges"
-    assert method_dir(tmp_path, "two-tower", "embeddings").name == "two-tower"
+    assert method_dir(tmp_path, "two-tower", "items").name == "two-tower"
     with pytest.raises(DataError, match="node2vec is not a successful method"):
-        method_dir(tmp_path, "node2vec", "embeddings")
+        method_dir(tmp_path, "node2vec", "items")
     with pytest.raises(DataError, match="not a run directory"):
         method_dir(tmp_path / "nowhere")
 
@@ -190,7 +212,7 @@ def test_report_is_self_contained_with_every_section(full_run):
 
 def test_queries_over_the_full_run(full_run, tmp_path):
     out, _ = full_run
-    best = method_dir(out, None, "embeddings").name
+    best = method_dir(out, None, "items").name
     similar = run("similar", str(out), "star wars").stdout
     assert "Return of the Jedi" in similar and f"({best})" in similar
     similar = run("similar", str(out), "star wars", "--method", "text").stdout

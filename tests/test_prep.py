@@ -3,11 +3,11 @@ import polars as pl
 import pytest
 
 from conftest import log
-from embedlens.errors import DataError, UnknownNameError
+from embedlens.core.errors import DataError, UnknownNameError
+from embedlens.core.ids import IdMap
+from embedlens.core.interactions import InteractionMatrix
 from embedlens.prep import (
     GlobalTimeSplitter,
-    IdMap,
-    InteractionMatrix,
     KCoreFilter,
     MinCountFilter,
     RandomSplitter,

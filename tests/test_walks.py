@@ -9,11 +9,11 @@ import pytest
 import scipy.sparse as sp
 
 from conftest import log
-from embedlens.errors import DataError
-from embedlens.graphs import Graph, pmi_graph, sequence_graph
-from embedlens.prep import InteractionMatrix
-from embedlens.skipgram import train_skipgram, walk_sentences
-from embedlens.walks import random_walks
+from embedlens.core.errors import DataError
+from embedlens.core.interactions import InteractionMatrix
+from embedlens.kernels.graphs import Graph, pmi_graph, sequence_graph
+from embedlens.kernels.skipgram import train_skipgram, walk_sentences
+from embedlens.kernels.walks import random_walks
 
 
 def test_pmi_graph_reproduces_the_tutorial_counts(ml_small):
@@ -122,7 +122,7 @@ def test_skipgram_separates_two_communities():
 
 
 def test_pmi_svd_separates_two_communities_and_is_deterministic():
-    from embedlens.skipgram import walk_pmi_svd
+    from embedlens.kernels.skipgram import walk_pmi_svd
 
     block = np.zeros((40, 40))
     block[:20, :20] = block[20:, 20:] = 1
@@ -143,9 +143,9 @@ def test_pmi_svd_separates_two_communities_and_is_deterministic():
 
 @pytest.mark.parametrize("method", ["node2vec", "deepwalk"])
 def test_unknown_walk_embedding_is_a_clear_error(method):
-    from embedlens.models import get_model_class
+    from embedlens.methods.registry import get_method
 
     # refused when the model is built, before any walk
     with pytest.raises(DataError, match=f"{method} parameter embedding must be one of "
                        "'pmi-svd', 'sgns', got 'glove'"):
-        get_model_class(method)(embedding="glove")
+        get_method(method)(embedding="glove")

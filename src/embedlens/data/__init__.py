@@ -30,9 +30,9 @@ def load_dataset(name: str, data_dir: str | None = None,
     the log's column names (``{"user": "uid", "rating": None}``; see
     :func:`~embedlens.data.local.parse_columns`)."""
     if is_log_path(name):
-        return load_log(name, **(columns or {}))
+        return load_log(name, **(columns or {}))  # type: ignore[arg-type]  # checked roles
     if columns:
-        from embedlens.errors import DataError
+        from embedlens.core.errors import DataError
 
         raise DataError(f"--columns applies to a log file, not the MovieLens variant {name}.")
     return load_movielens(name, data_dir=data_dir)

@@ -8,25 +8,18 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from embedlens.errors import DataError
-
-USER, ITEM, RATING, TIMESTAMP = "user_id", "item_id", "rating", "timestamp"
-INTERACTION_COLUMNS = (USER, ITEM, RATING, TIMESTAMP)
-ITEM_COLUMNS = (ITEM, "title", "year", "genres")
-TAG_COLUMNS = (USER, ITEM, "tag", TIMESTAMP)
-
-#: Ratings of larger magnitude are refused as absurd: no scale in use comes near, and sums
-#: of squares of such values overflow the float32 arithmetic the methods train in.
-MAX_ABS_RATING = 1e6
-
-
-def require_columns(df: pl.DataFrame, columns: tuple[str, ...] | list[str], what: str) -> None:
-    """Raise a :class:`DataError` naming every column of ``columns`` missing from ``df``."""
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise DataError(
-            f"{what} is missing column(s) {', '.join(missing)}; it has {', '.join(df.columns)}."
-        )
+from embedlens.core.errors import DataError
+from embedlens.core.schema import (
+    INTERACTION_COLUMNS,
+    ITEM,
+    ITEM_COLUMNS,
+    MAX_ABS_RATING,
+    RATING,
+    TAG_COLUMNS,
+    TIMESTAMP,
+    USER,
+    require_columns,
+)
 
 
 @dataclass
@@ -85,11 +78,14 @@ class Dataset:
             "density": df.height / (n_u * n_i) if n_u and n_i else 0.0,
         }
         if df.height:
-            out["rating_min"] = float(df[RATING].min())
-            out["rating_max"] = float(df[RATING].max())
-            out["rating_mean"] = round(float(df[RATING].mean()), 4)
-            out["time_first"] = _iso(int(df[TIMESTAMP].min()))
-            out["time_last"] = _iso(int(df[TIMESTAMP].max()))
+            low, high, mean, first, last = df.select(
+                pl.col(RATING).min().cast(pl.Float64).alias("low"),
+                pl.col(RATING).max().cast(pl.Float64).alias("high"),
+                pl.col(RATING).mean().alias("mean"), pl.col(TIMESTAMP).min().alias("first"),
+                pl.col(TIMESTAMP).max().alias("last")).row(0)
+            out["rating_min"], out["rating_max"] = low, high
+            out["rating_mean"] = round(mean, 4)
+            out["time_first"], out["time_last"] = _iso(first), _iso(last)
         if self.items is not None:
             out["movies"] = self.items.height
             out["genres"] = self.items["genres"].explode().drop_nulls().n_unique()

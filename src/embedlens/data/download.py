@@ -33,11 +33,10 @@ from pathlib import Path
 
 import requests
 
+from embedlens.core.errors import DataError, DatasetNotAvailableError, DownloadError, EmbedlensError
+from embedlens.core.files import atomic_path, file_lock
+from embedlens.core.progress import bar
 from embedlens.data.registry import Variant
-from embedlens.errors import DataError, DatasetNotAvailableError, DownloadError, EmbedlensError
-from embedlens.io.files import atomic_path
-from embedlens.io.folders import file_lock
-from embedlens.progress import bar
 
 MIRROR_ENV = "EMBEDLENS_MOVIELENS_URL"
 DEADLINE_ENV = "EMBEDLENS_DOWNLOAD_TIMEOUT"
@@ -112,7 +111,7 @@ def locate(variant: Variant, data_dir: str | Path | None = None, download: bool 
         raise DatasetNotAvailableError(_where_to_put(variant, cache))
 
     def waiting() -> None:
-        from embedlens.progress import note
+        from embedlens.core.progress import note
 
         note(f"Waiting for another embedlens process to finish fetching {variant.name} …")
 

@@ -6,17 +6,9 @@ from pathlib import Path
 
 import polars as pl
 
-from embedlens.data.dataset import (
-    ITEM,
-    RATING,
-    TIMESTAMP,
-    USER,
-    Dataset,
-    check_ratings,
-    merge_duplicates,
-    require_columns,
-)
-from embedlens.errors import DataError
+from embedlens.core.errors import DataError
+from embedlens.core.schema import ITEM, RATING, TIMESTAMP, USER, require_columns
+from embedlens.data.dataset import Dataset, check_ratings, merge_duplicates
 
 #: The names ``--columns`` maps (``user=uid,item=sku,rating=,timestamp=ts``).
 COLUMN_ROLES = ("user", "item", "rating", "timestamp")

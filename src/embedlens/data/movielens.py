@@ -8,18 +8,11 @@ from pathlib import Path
 
 import polars as pl
 
-from embedlens.data.dataset import (
-    ITEM,
-    RATING,
-    TIMESTAMP,
-    USER,
-    Dataset,
-    check_ratings,
-    merge_duplicates,
-)
+from embedlens.core.errors import DataError
+from embedlens.core.schema import ITEM, RATING, TIMESTAMP, USER
+from embedlens.data.dataset import Dataset, check_ratings, merge_duplicates
 from embedlens.data.download import check_members, locate
 from embedlens.data.registry import Variant, get_variant
-from embedlens.errors import DataError
 
 # Column order of the 19 genre flags in ml-100k's u.item (from u.genre).
 GENRES_100K = (

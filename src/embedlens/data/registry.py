@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from embedlens.errors import unknown_name
+from embedlens.core.errors import unknown_name
 
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens"
 

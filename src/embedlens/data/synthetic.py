@@ -15,9 +15,10 @@ import numpy as np
 import polars as pl
 from numba import njit, prange
 
-from embedlens._rng import next_below, next_float, stream
-from embedlens.data.dataset import ITEM, RATING, TIMESTAMP, USER, Dataset
-from embedlens.errors import unknown_name
+from embedlens.core.errors import unknown_name
+from embedlens.core.rng import next_below, next_float, stream
+from embedlens.core.schema import ITEM, RATING, TIMESTAMP, USER
+from embedlens.data.dataset import Dataset
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ def _distinct_kernel(cdf: np.ndarray, offsets: np.ndarray, seed: int, out: np.nd
             pos, tries = lo, 0
             while pos < hi and tries < 3 * (hi - lo):
                 tries += 1
-                i = np.searchsorted(cdf, next_float(state), side="right")
+                i = int(np.searchsorted(cdf, next_float(state), side="right"))
                 if i < n_items and not seen[i]:
                     seen[i] = True
                     out[pos] = i

@@ -1,1 +1,2 @@
-"""Files on disk: atomic writes, checked reads, folders embedlens owns, and locks."""
+"""Runs on disk: run records and reading a run back, folders embedlens owns and locks, and
+the export/import formats other tools read."""

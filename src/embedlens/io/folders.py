@@ -10,50 +10,17 @@ process dies, so a crash never leaves a stale lock).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-from embedlens.errors import DataError
+from embedlens.core.errors import DataError
+from embedlens.core.files import try_lock
 
 MARKER = ".embedlens"
-
-try:  # POSIX; elsewhere folders are not locked (documented)
-    import fcntl
-except ImportError:  # pragma: no cover - not Linux/macOS
-    fcntl = None  # type: ignore[assignment]
-
-
-def _try_lock(fd: int) -> bool:
-    if fcntl is None:  # pragma: no cover
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
-
-
-@contextlib.contextmanager
-def file_lock(path: str | Path, waiting: Callable[[], None] | None = None) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created if needed) for the block; waits for
-    another holder, calling ``waiting()`` once if it has to."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        if not _try_lock(fd):
-            if waiting is not None:
-                waiting()
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
-
 
 def is_owned(path: str | Path) -> bool:
     """Whether ``path`` is a real folder embedlens created (its marker is a regular file)."""
@@ -155,7 +122,7 @@ def claim(
     path.mkdir(parents=True, exist_ok=True)
     marker = path / MARKER
     fd = os.open(marker, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-    if not _try_lock(fd):
+    if not try_lock(fd):
         os.close(fd)
         raise DataError(f"{path} is being written by another embedlens process; wait for it "
                         "to finish or choose another --out.")

@@ -1,6 +1,5 @@
-"""Preparation: filters, splitters, named protocols and id encoding."""
+"""Preparation: filters, splitters, named protocols, and the lean incidence of large logs."""
 
-from embedlens.prep.encoding import IdMap, InteractionMatrix
 from embedlens.prep.filters import KCoreFilter, MinCountFilter, RatingFilter
 from embedlens.prep.protocols import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, Split, get_protocol
 from embedlens.prep.splitters import GlobalTimeSplitter, RandomSplitter, UserTimeSplitter
@@ -9,8 +8,6 @@ __all__ = [
     "DEFAULT_PROTOCOL",
     "PROTOCOLS",
     "GlobalTimeSplitter",
-    "IdMap",
-    "InteractionMatrix",
     "KCoreFilter",
     "MinCountFilter",
     "Protocol",

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from embedlens.data.dataset import ITEM, RATING, USER, require_columns
-from embedlens.errors import DataError
+from embedlens.core.errors import DataError
+from embedlens.core.schema import ITEM, RATING, USER, require_columns
 
 
 def _non_empty(df: pl.DataFrame, why: str) -> pl.DataFrame:

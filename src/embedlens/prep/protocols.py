@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from embedlens.data.dataset import RATING
-from embedlens.errors import DataError, unknown_name
+from embedlens.core.errors import DataError, unknown_name
+from embedlens.core.schema import RATING
 from embedlens.prep.splitters import GlobalTimeSplitter, RandomSplitter, Splitter, UserTimeSplitter
 
 

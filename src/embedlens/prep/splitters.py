@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from embedlens.data.dataset import ITEM, TIMESTAMP, USER, require_columns
-from embedlens.errors import DataError
+from embedlens.core.errors import DataError
+from embedlens.core.schema import ITEM, TIMESTAMP, USER, require_columns
 
 
 @dataclass(frozen=True)
@@ -90,8 +90,10 @@ class UserTimeSplitter(Splitter):
                 raise DataError(f"last_n must be >= 1, got {self.last_n}.")
             flag = rank > count - self.last_n
         else:
-            _check_fraction(self.test_fraction)
-            flag = (rank / count).round(3) > round(1 - self.test_fraction, 3)
+            assert self.test_fraction is not None  # exactly one of the two: checked above
+            fraction = self.test_fraction
+            _check_fraction(fraction)
+            flag = (rank / count).round(3) > round(1 - fraction, 3)
         marked = order.select("_row", flag.alias("t")).sort("_row")
         return marked["t"]
 

@@ -1,0 +1,2 @@
+"""The application: run configs, the run pipeline, the leaderboard, the report and the
+``embedlens`` command line."""

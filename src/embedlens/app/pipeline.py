@@ -1,0 +1,234 @@
+"""``embedlens run``: every method and baseline on one split, a leaderboard and a report.
+
+The run directory::
+
+    RUN/config.toml         the resolved config: ``embedlens run --config`` repeats the run
+    RUN/manifest.json       versions, seed, timings, the state of the run and of every method
+    RUN/leaderboard.json    one object per method: the keys of ``embedlens evaluate`` plus
+                            ``fit_seconds``, ``role`` (baseline/method) and ``status``
+    RUN/leaderboard.md      the same, as a Markdown table best first
+    RUN/report.html         self-contained: leaderboard, curves, 2-D maps, neighbours
+    RUN/<method>/           an ordinary run directory (``embedlens evaluate RUN/<method>``)
+
+A method that fails is recorded (``status: failed``, ``error``, ``<method>/error.txt``) and
+the others still run. The data is loaded and split before the folder is touched, so a bad
+dataset leaves nothing behind. An interrupted run keeps the methods it finished
+(``manifest.json`` says ``interrupted``) and ``--resume`` finishes it; the run counts as
+complete only when the manifest says ``done``. One process writes a run folder at a time.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from embedlens.app.config import RunConfig
+from embedlens.app.leaderboard import LEADERBOARD, Leaderboard, Row
+from embedlens.app.queries import MANIFEST
+from embedlens.app.train import fit_and_save, save_train, score_run
+from embedlens.core.errors import DataError, EmbedlensError
+from embedlens.core.files import read_json_object, write_json, write_text
+from embedlens.core.progress import note
+from embedlens.data import load_dataset
+from embedlens.data.dataset import Dataset
+from embedlens.evaluation.evaluate import EvalResult
+from embedlens.evaluation.splits import EvalSplit
+from embedlens.io.folders import OwnedFolder, claim, clear, preflight
+from embedlens.io.runs import RUN_FILE, load_run, resolve_dir, versions
+from embedlens.methods.base import Model
+from embedlens.methods.registry import get_method
+
+
+class RunInterrupted(EmbedlensError):
+    """``embedlens run`` was interrupted (Ctrl-C); the message says what was kept."""
+
+
+@dataclass
+class RunResult:
+    """What ``run_all`` produced: the leaderboard and the fitted models (in memory)."""
+
+    out: Path
+    board: Leaderboard
+    models: dict[str, Model] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[str]:
+        return [r.method for r in self.board.failed]
+
+
+def run_all(config: RunConfig, out: str | Path, force: bool = False,
+            resume: bool = False) -> RunResult:
+    """Train and evaluate every method of ``config`` on one split; write the run directory.
+
+    Everything is checked (names, types, every parameter value) and the data loaded and
+    split before ``out`` is touched. ``out`` must be new or empty, or a run folder embedlens
+    made: ``force`` empties it, ``resume`` keeps the methods it finished (the config must be
+    the one it was started with) and runs the rest.
+    """
+    started = time.perf_counter()
+    out = Path(out)
+    if force and resume:
+        raise DataError("--force starts over and --resume continues: choose one.")
+    config.data_dir = resolve_dir(config.data_dir)
+    config.validate()
+    preflight(out, force=force, resume=resume, occupied=_occupied)
+    ds = load_dataset(config.dataset, data_dir=config.data_dir, columns=config.columns)
+    data = EvalSplit.prepare(ds, config.protocol)
+    folder = claim(out, "run", force=force, resume=resume, occupied=_occupied)
+    try:
+        return _run_in(folder, config, ds, data, resume, started)
+    finally:
+        folder.release()
+
+
+def _run_in(folder: OwnedFolder, config: RunConfig, ds: Dataset, data: EvalSplit,
+            resume: bool, started: float) -> RunResult:
+    out = folder.path
+    finished = _finished(out, config) if resume else {}
+    result = RunResult(out, Leaderboard([]))
+    rows = result.board.rows
+    names = config.all_methods
+    states = dict.fromkeys(names, "pending")
+    states.update(dict.fromkeys(finished, "ok"))
+    _write_manifest(out, config, "running", states)
+    config.to_toml(out / "config.toml")
+    save_train(out, ds, data)  # one train matrix for every method's queries
+    note(f"{ds.name}: {ds.n_interactions:,} ratings; {config.protocol}: "
+         f"{data.train.ratings.nnz:,} train, {data.users.size:,} test users")
+    try:
+        for i, name in enumerate(names, 1):
+            role = "baseline" if name in config.baselines else "method"
+            if name in finished:
+                info, model = load_run(out / name)
+                result.models[name] = model
+                rows.append(Row(name, role, "ok", finished[name]))
+                note(f"[{i}/{len(names)}] {name}: finished earlier, kept")
+                continue
+            note(f"[{i}/{len(names)}] {name} …")
+            sub = out / name
+            if sub.is_dir() and not sub.is_symlink():  # cut short before: start afresh
+                clear(sub)
+            elif sub.exists() or sub.is_symlink():
+                sub.unlink()
+            sub.mkdir(exist_ok=True)
+            try:
+                model = get_method(name)(**config.method_params(name))
+                info = fit_and_save(model, ds, data, sub, config.dataset, config.data_dir,
+                                    config.columns, with_train=False)
+                report = score_run(sub, info, model, data, config.k)
+            except Exception as exc:  # one method's failure must not stop the run
+                write_text(sub / "error.txt", traceback.format_exc())
+                error = f"{type(exc).__name__}: {exc}"
+                rows.append(Row(name, role, "failed", error=error))
+                states[name] = "failed"
+                _write_manifest(out, config, "running", states)
+                note(f"[{i}/{len(names)}] {name} FAILED: {error}")
+                continue
+            result.models[name] = model
+            config.params[name] = model.params  # resolved: the config file repeats the run
+            ndcg = f"ndcg@{config.k}"
+            rows.append(Row(name, role, "ok", report))
+            states[name] = "ok"
+            _write_manifest(out, config, "running", states)
+            note(f"[{i}/{len(names)}] {name}: fit {info.fit_seconds:.1f} s, "
+                 f"{ndcg} {report.metrics[ndcg]:.4f} ± {report.ci95[ndcg]:.4f}")
+    except KeyboardInterrupt:
+        done = sum(v == "ok" for v in states.values())
+        if done == 0 and not resume:
+            folder.discard()
+            raise RunInterrupted(f"Interrupted before any method finished; {out} was "
+                                 "removed.") from None
+        _write_manifest(out, config, "interrupted", states)
+        raise RunInterrupted(
+            f"Interrupted: {out} keeps {done} of {len(names)} finished methods. `embedlens run "
+            f"--out {out} --resume` finishes it; --force starts over.") from None
+    result.seconds = round(time.perf_counter() - started, 1)
+    _write_outputs(result, config, ds, data, states)
+    return result
+
+
+def _finished(out: Path, config: RunConfig) -> dict[str, EvalResult]:
+    """The methods a resumed run keeps: each with a complete run record and an evaluation on
+    this protocol, made with the parameters the config gives now (else the run would mix
+    two configs: refused)."""
+    manifest = out / MANIFEST
+    if not manifest.is_file():
+        raise DataError(f"{out} holds no embedlens run to resume ({MANIFEST} is missing); "
+                        "use --force to start over.")
+    before = read_json_object(manifest, "run manifest")
+    for key in ("dataset", "protocol", "seed"):
+        if before.get(key) != getattr(config, key):
+            raise DataError(
+                f"{out} was started with {key} = {before.get(key)!r}; resuming it with "
+                f"{getattr(config, key)!r} would mix two runs. Use the same config, or --force "
+                "to start over.")
+    kept: dict[str, EvalResult] = {}
+    for name in config.all_methods:
+        sub = out / name
+        evaluation = sub / f"evaluation-{config.protocol}.json"
+        if not ((sub / RUN_FILE).is_file() and evaluation.is_file()):
+            continue
+        info, _ = load_run(sub)
+        wanted = get_method(name)(**config.method_params(name)).params
+        if info.params != wanted:
+            raise DataError(
+                f"{sub} was trained with other parameters than the config now gives; resuming "
+                "would mix two runs. Use the same config, or --force to start over.")
+        kept[name] = EvalResult.from_dict(read_json_object(evaluation, "evaluation"),
+                                          str(evaluation))
+        config.params[name] = info.params
+    return kept
+
+
+def _occupied(path: Path) -> str:
+    """Why a run folder cannot simply be written again, and what to do."""
+    try:
+        manifest = read_json_object(path / MANIFEST, "run manifest")
+    except DataError:
+        return (f"{path} already holds an embedlens folder that is not a finished run; use "
+                "--force to replace it.")
+    if manifest.get("state") == "done":
+        return f"{path} already holds a run; use --force to replace it."
+    listed = manifest.get("methods")
+    methods: dict[str, Any] = listed if isinstance(listed, dict) else {}
+    done = sum(v == "ok" for v in methods.values())
+    return (f"{path} holds an unfinished run (state: {manifest.get('state')}, {done} of "
+            f"{len(methods)} methods done); use --resume to finish it or --force to start "
+            "over.")
+
+
+def _write_outputs(result: RunResult, config: RunConfig, ds: Dataset, data: EvalSplit,
+                   states: dict[str, str]) -> None:
+    out = result.out
+    config.to_toml(out / "config.toml")
+    result.board.save(out / LEADERBOARD)
+    write_text(out / "leaderboard.md", result.board.markdown())
+    from embedlens.app.report import write_report
+
+    try:
+        write_report(out / "report.html", result.board, result.models, config, ds, data,
+                     result.seconds)
+    except Exception as exc:  # the numbers are written; the run is not complete without it
+        write_text(out / "report-error.txt", traceback.format_exc())
+        _write_manifest(out, config, "report failed", states, result.seconds)
+        raise EmbedlensError(
+            f"report.html could not be written ({type(exc).__name__}: {exc}); the leaderboard "
+            f"is in {out}, the traceback in report-error.txt. `embedlens run --out {out} "
+            "--resume` retries.") from exc
+    _write_manifest(out, config, "done", states, result.seconds)
+
+
+def _write_manifest(
+    out: Path, config: RunConfig, state: str, methods: dict[str, str], seconds: float = 0.0
+) -> None:
+    manifest = {
+        "command": "embedlens run", "state": state, "dataset": config.dataset,
+        "protocol": config.protocol, "seed": config.seed, "seconds": seconds,
+        "versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "methods": methods,
+    }
+    write_json(out / MANIFEST, manifest)

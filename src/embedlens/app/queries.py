@@ -1,0 +1,74 @@
+"""Queries over run folders: which single-method run answers a question, by default the
+best one on a full run's leaderboard that can."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from embedlens.app.leaderboard import LEADERBOARD, Leaderboard
+from embedlens.core.errors import DataError
+from embedlens.core.files import read_json_object
+from embedlens.io.folders import MARKER
+from embedlens.io.runs import RUN_FILE
+from embedlens.methods.base import can
+from embedlens.methods.registry import get_method
+
+MANIFEST = "manifest.json"
+
+
+def method_dir(run: str | Path, method: str | None = None, need: str = "any") -> Path:
+    """The single-method run directory a query should read.
+
+    ``run`` is either one method's run (``embedlens train``) or a whole ``embedlens run``;
+    for the latter ``method`` picks the sub-run, by default the best one on the leaderboard
+    that can answer the query (``need``: "any", "items" or "coldstart").
+    """
+    run = Path(run)
+    if (run / RUN_FILE).is_file():
+        if method is not None:
+            own = read_json_object(run / RUN_FILE, "run record", ("method",))["method"]
+            if own != method:
+                raise DataError(f"{run} holds a {own} run, not {method}.")
+        return run
+    able = _able(run, need)
+    if method is None:
+        return run / able[0]
+    if method not in able:
+        raise DataError(
+            f"{method} is not a successful method of {run} that can answer this; "
+            f"choose from: {', '.join(able)}."
+        )
+    return run / method
+
+
+def embedding_runs(run: str | Path, method: str | None = None) -> list[Path]:
+    """``method``'s run directory, or, for a full run without one, every successful embedding
+    method's (best first)."""
+    run = Path(run)
+    if method is not None or (run / RUN_FILE).is_file():
+        return [method_dir(run, method, "items")]
+    return [run / name for name in _able(run, "items")]
+
+
+def read_leaderboard(run: Path) -> Leaderboard:
+    """A full run's leaderboard, checked; an unfinished or damaged run is one clear error."""
+    if not (run / LEADERBOARD).is_file():
+        if (run / MANIFEST).is_file() or (run / MARKER).is_file():
+            raise DataError(f"{run} is an unfinished run (no {LEADERBOARD} yet); `embedlens "
+                            f"run --out {run} --resume` finishes it.")
+        raise DataError(f"{run} is not a run directory (no {RUN_FILE} or {LEADERBOARD}).")
+    return Leaderboard.load(run / LEADERBOARD)
+
+
+def _able(run: Path, need: str) -> list[str]:
+    """The successful methods of a full run that can answer ``need``, best first."""
+    able = [r.method for r in read_leaderboard(run).ranked() if _can(r.method, need)]
+    if not able:
+        raise DataError(f"No method of {run} can answer this ({need} needed).")
+    return able
+
+
+def _can(method: str, need: str) -> bool:
+    """``need``: "any", or a capability name of :func:`~embedlens.methods.base.can`."""
+    return need == "any" or can(get_method(method), need)
+

@@ -1,0 +1,63 @@
+"""User embeddings derived from item embeddings: weighted means of each user's train items."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from embedlens.core.embeddings import Embeddings
+from embedlens.core.errors import DataError
+from embedlens.core.interactions import InteractionMatrix
+from embedlens.kernels.sparse import spmm
+
+AGGREGATIONS = ("mean", "rating", "recency")
+
+
+def user_weights(
+    train: InteractionMatrix, how: str = "mean", half_life_days: float = 180.0
+) -> sp.csr_matrix:
+    """Users x items weights, rows summing to 1 (empty rows stay empty).
+
+    ``mean``: equal weights; ``rating``: proportional to the rating; ``recency``: halves every
+    ``half_life_days`` before the user's own latest interaction.
+    """
+    if how not in AGGREGATIONS:
+        raise DataError(f"Unknown aggregation {how!r}; choose one of {', '.join(AGGREGATIONS)}.")
+    w = train.binary()
+    if how == "rating":
+        w.data = train.ratings.data.astype(np.float32).clip(min=0)
+    elif how == "recency":
+        if half_life_days <= 0:
+            raise DataError(f"half_life_days must be positive, got {half_life_days}.")
+        t = train.timestamps
+        last = np.maximum.reduceat(t.data, t.indptr[:-1]) if t.nnz else np.empty(0)
+        rows = np.repeat(np.arange(t.shape[0]), np.diff(t.indptr))
+        age_days = (last[rows] - t.data) / 86_400.0
+        w.data = (0.5 ** (age_days / half_life_days)).astype(np.float32)
+    return _row_normalize(w)
+
+
+def _row_normalize(w: sp.csr_matrix) -> sp.csr_matrix:
+    sums = np.asarray(w.sum(axis=1)).ravel()
+    inv = np.divide(1.0, sums, out=np.zeros_like(sums, dtype=np.float64), where=sums > 0)
+    return sp.csr_matrix(sp.diags(inv.astype(np.float32)) @ w)
+
+
+def user_embeddings(
+    items: Embeddings,
+    train: InteractionMatrix,
+    how: str = "mean",
+    half_life_days: float = 180.0,
+) -> Embeddings:
+    """Each user's weighted mean of the embeddings of their train items.
+
+    Items without a vector are left out of the mean; users none of whose items has a vector
+    get no embedding (they cannot be scored, and evaluation counts them as misses).
+    """
+    vectors, found = items.aligned(train.items.ids)
+    w = user_weights(train, how, half_life_days)
+    if not found.all():
+        w = _row_normalize(sp.csr_matrix(w @ sp.diags(found.astype(np.float32))))
+    has = np.diff(w.indptr) > 0
+    w = w[has]
+    return Embeddings(train.users.ids[has], spmm(w, vectors), "user")

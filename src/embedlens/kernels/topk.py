@@ -1,0 +1,137 @@
+"""Full-catalogue top-K for many users at once: batched scoring, seen items excluded.
+
+Scores for a batch of users come from a *scorer* (``U[b] @ V.T`` for embeddings, ``X[b] @ B``
+for EASE, a broadcast row for popularity); a numba kernel then picks each row's K best items
+in parallel, skipping the user's train items without writing into the score matrix. Memory is
+bounded by the batch: ``batch_size x n_items`` float32 scores at a time.
+
+Tie rule: equal scores are ordered by item index ascending (item ids are indexed in sorted
+order, so: lower item id first). Items whose score is NaN or -inf are never recommended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import scipy.sparse as sp
+from numba import njit, prange
+
+from embedlens.core.progress import bar
+
+Scorer = Callable[[np.ndarray], np.ndarray]
+
+# Rows per batch such that one batch of float32 scores stays near this many bytes.
+_BATCH_BYTES = 256 * 2**20
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def _select_topk(
+    scores: np.ndarray, rows: np.ndarray, indptr: np.ndarray, indices: np.ndarray, k: int,
+    out_items: np.ndarray, out_scores: np.ndarray,
+) -> None:
+    """For each row r of ``scores``: the ``k`` best columns not in exclude[rows[r]].
+
+    A per-thread bitmap marks the excluded columns; a size-k sorted buffer keeps the best seen
+    (insertion from the bottom; most columns fail the first comparison with the k-th best).
+    """
+    n_rows, n_cols = scores.shape
+    n_chunks = min(n_rows, 64)
+    for c in prange(n_chunks):
+        banned = np.zeros(n_cols, dtype=np.bool_)
+        best_s = np.empty(k, dtype=np.float32)
+        best_i = np.empty(k, dtype=np.int64)
+        for r in range(c, n_rows, n_chunks):
+            u = rows[r]
+            for p in range(indptr[u], indptr[u + 1]):
+                banned[indices[p]] = True
+            filled = 0
+            for j in range(n_cols):
+                s = scores[r, j]
+                if banned[j] or not (s > -np.inf):  # also rejects NaN
+                    continue
+                if filled < k:
+                    pos = filled
+                    filled += 1
+                elif s > best_s[k - 1]:
+                    pos = k - 1
+                else:
+                    continue
+                # shift worse entries down; strict '>' keeps the lower index first on ties
+                while pos > 0 and s > best_s[pos - 1]:
+                    best_s[pos] = best_s[pos - 1]
+                    best_i[pos] = best_i[pos - 1]
+                    pos -= 1
+                best_s[pos] = s
+                best_i[pos] = j
+            for t in range(k):
+                if t < filled:
+                    out_items[r, t] = best_i[t]
+                    out_scores[r, t] = best_s[t]
+                else:
+                    out_items[r, t] = -1
+                    out_scores[r, t] = -np.inf
+            for p in range(indptr[u], indptr[u + 1]):
+                banned[indices[p]] = False
+
+
+def topk(
+    scorer: Scorer,
+    users: np.ndarray,
+    n_items: int,
+    k: int,
+    exclude: sp.csr_matrix | None = None,
+    batch_size: int | None = None,
+    desc: str = "top-K",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` item indices and scores for each user index in ``users``.
+
+    ``exclude`` is a users x items sparse matrix (typically train) whose non-zeros are never
+    recommended. Rows with fewer than ``k`` candidates are padded with item -1, score -inf.
+    """
+    users = np.asarray(users, dtype=np.int64)
+    if exclude is None:
+        exclude = sp.csr_matrix((int(users.max(initial=-1)) + 1, n_items), dtype=np.float32)
+    exclude = exclude.tocsr()
+    indptr = exclude.indptr.astype(np.int64)
+    indices = exclude.indices.astype(np.int64)
+    batch = batch_size or max(1, min(users.size, _BATCH_BYTES // max(1, 4 * n_items)))
+    items_out = np.empty((users.size, k), dtype=np.int64)
+    scores_out = np.empty((users.size, k), dtype=np.float32)
+    with bar(desc, total=users.size, unit="user") as pb:
+        for start in range(0, users.size, batch):
+            b = users[start : start + batch]
+            s = scorer(b)
+            if s.dtype != np.float32:
+                s = s.astype(np.float32)
+            _select_topk(
+                s, b, indptr, indices, k, items_out[start : start + b.size],
+                scores_out[start : start + b.size],
+            )
+            pb.update(b.size)
+    return items_out, scores_out
+
+
+def dot_scorer(
+    user_vectors: np.ndarray,
+    item_vectors: np.ndarray,
+    user_ok: np.ndarray | None = None,
+    item_ok: np.ndarray | None = None,
+) -> Scorer:
+    """Scores ``U[users] @ V.T``. Items with ``item_ok`` False are never recommended, users
+    with ``user_ok`` False get no recommendations (all scores -inf)."""
+    u = np.ascontiguousarray(user_vectors, dtype=np.float32)
+    vt = np.ascontiguousarray(item_vectors, dtype=np.float32).T
+    penalty = None
+    if item_ok is not None and not item_ok.all():
+        penalty = np.where(item_ok, 0.0, -np.inf).astype(np.float32)
+
+    def score(users: np.ndarray) -> np.ndarray:
+        s = u[users] @ vt
+        if penalty is not None:
+            s += penalty
+        if user_ok is not None:
+            s[~user_ok[users]] = -np.inf
+        return s
+
+    return score

@@ -1,0 +1,288 @@
+"""The common base every method and baseline implements (implicit-style).
+
+A model is fitted on an :class:`InteractionMatrix` (the encoded train split, plus the dataset
+for side information), then produces a *scorer* whose columns follow any train matrix's items,
+so a saved model can be scored on a re-created split. Embedding methods subclass
+:class:`EmbeddingModel` and only have to produce item (and optionally user) vectors.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
+
+import numpy as np
+import polars as pl
+
+from embedlens.core.embeddings import Embeddings, l2_normalize
+from embedlens.core.errors import DataError
+from embedlens.core.files import read_json_object, write_json
+from embedlens.core.interactions import InteractionMatrix
+from embedlens.core.params import Params, param
+from embedlens.core.params import Params as ParamsBase
+from embedlens.data.dataset import Dataset
+from embedlens.kernels.aggregate import AGGREGATIONS, user_embeddings
+from embedlens.kernels.topk import Scorer, dot_scorer, topk
+
+MODEL_FILE = "model.json"
+
+
+@runtime_checkable
+class ItemVectors(Protocol):
+    """Has one vector per item (for neighbours, maps, export)."""
+
+    def item_vectors(self) -> Embeddings: ...
+
+
+@runtime_checkable
+class UserVectors(Protocol):
+    """Has one vector per user of a train matrix (learned, or derived from items)."""
+
+    def user_vectors(self, train: InteractionMatrix) -> Embeddings: ...
+
+
+@runtime_checkable
+class ColdStart(Protocol):
+    """Places a movie nobody has rated, from its side information."""
+
+    def coldstart(self, genres: list[str] | None = None, tags: list[str] | None = None,
+                  year: int | None = None) -> np.ndarray: ...
+
+
+@runtime_checkable
+class RatingPredictor(Protocol):
+    """Predicts ratings for (user id, item id) pairs."""
+
+    def predict_ratings(self, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray: ...
+
+
+#: The capabilities a query can need, by the name the command line uses.
+CAPABILITIES: dict[str, type] = {"items": ItemVectors, "users": UserVectors,
+                                 "coldstart": ColdStart, "ratings": RatingPredictor}
+
+
+def can(model: object, capability: str) -> bool:
+    """Whether a model (or model class) has ``capability`` ("items", "users", "coldstart",
+    "ratings")."""
+    protocol = CAPABILITIES[capability]
+    return issubclass(model, protocol) if isinstance(model, type) else isinstance(model,
+                                                                                   protocol)
+
+
+@dataclass(frozen=True)
+class NoParams(Params):
+    """A method without parameters."""
+
+
+class Model(ABC):
+    """Base of all recommenders: ``fit``, ``scorer``, ``recommend``, ``save``/``load``.
+
+    Parameters are a frozen dataclass (``Params``, see :mod:`embedlens.core.params`), checked when
+    the model is built: ``Model(dim=64)`` or ``Model(params)``. ``self.p`` is that dataclass;
+    ``self.params`` the same as a plain dict (what ``model.json`` stores).
+    """
+
+    name: ClassVar[str] = "model"
+    Params: ClassVar[type[ParamsBase]] = NoParams
+
+    def __init__(self, params: ParamsBase | None = None, /, **values: Any) -> None:
+        if params is not None:
+            if values or not isinstance(params, self.Params):
+                raise DataError(f"{self.name} takes one {self.Params.__name__} or keyword "
+                                "parameters, not both.")
+            self.p: Any = params
+        else:
+            self.p = self.Params.from_dict(values)
+        self.history: dict[str, list[float]] = {}
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Every parameter by name (a copy; the model's own are frozen)."""
+        return self.p.to_dict()
+
+    @abstractmethod
+    def fit(self, train: InteractionMatrix, dataset: Dataset | None = None) -> Self:
+        """Learn from the train interactions (and the dataset's side tables, if used)."""
+
+    @abstractmethod
+    def scorer(self, train: InteractionMatrix) -> Scorer:
+        """Score rows ``users`` (indices into ``train.users``) against ``train.items``."""
+
+    def recommend(
+        self, train: InteractionMatrix, user_ids: list | np.ndarray, k: int = 10,
+        exclude_seen: bool = True,
+    ) -> pl.DataFrame:
+        """Top-``k`` items per user id: columns user_id, rank, item_id, score."""
+        user_ids = np.asarray(user_ids)
+        rows = train.users.index(user_ids)
+        if (rows < 0).any():
+            missing = user_ids[rows < 0][:5].tolist()
+            raise DataError(f"Unknown user id(s) {missing}: not in the train data.")
+        items, scores = topk(
+            self.scorer(train), rows, len(train.items), k,
+            exclude=train.ratings if exclude_seen else None,
+        )
+        valid = items >= 0
+        return pl.DataFrame({
+            "user_id": np.repeat(user_ids, k)[valid.ravel()],
+            "rank": np.tile(np.arange(1, k + 1), len(user_ids))[valid.ravel()],
+            "item_id": train.items.ids[items[valid]],
+            "score": scores[valid].astype(np.float64),
+        })
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, directory: str | Path) -> None:
+        """Write the model's state, then ``model.json`` (parameters, history), each file
+        atomically."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._save_state(directory)
+        state = {"name": self.name, "params": self.params, "history": self.history}
+        write_json(directory / MODEL_FILE, state)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        """Read a model written by :meth:`save`; a damaged or foreign ``model.json`` is one
+        clear :class:`DataError`."""
+        directory = Path(directory)
+        path = directory / MODEL_FILE
+        state = read_json_object(path, "model file", ("params",))
+        if not isinstance(state["params"], dict):
+            raise DataError(f"{path}: 'params' must be an object.")
+        if state.get("name", cls.name) != cls.name:
+            raise DataError(f"{path} holds a {state['name']!r} model, not {cls.name}.")
+        try:
+            model = cls(**state["params"])
+        except DataError as exc:
+            raise DataError(f"{path}: {exc}") from None
+        history = state.get("history", {})
+        model.history = history if isinstance(history, dict) else {}
+        model._load_state(directory)
+        return model
+
+    def _save_state(self, directory: Path) -> None:  # noqa: B027 - optional hook
+        """Write learned arrays (subclasses that learn any)."""
+
+    def _load_state(self, directory: Path) -> None:  # noqa: B027 - optional hook
+        """Read learned arrays (subclasses that learn any)."""
+
+
+def aggregation_param(default: str = "mean") -> Any:
+    """The ``aggregation`` parameter, with a method's own default."""
+    return param(default, "user vector when none is learned: the mean, rating- or "
+                 "recency-weighted mean of the user's train items", choices=AGGREGATIONS)
+
+
+def similarity_param(default: str = "dot") -> Any:
+    """The ``similarity`` parameter, with a method's own default."""
+    return param(default, "user-item score: dot product or cosine", choices=("dot", "cosine"))
+
+
+def seed_param(default: int = 42) -> Any:
+    """The ``seed`` parameter (a run's seed reaches every method that has one)."""
+    return param(default, "random seed: the same seed gives the same vectors", ge=0)
+
+
+def device_param(default: str = "auto") -> Any:
+    """The torch ``device``: "auto" takes a GPU when torch sees one."""
+    return param(default, "where torch trains: auto (GPU when present), cpu or cuda",
+                 choices=("auto", "cpu", "cuda"))
+
+
+@dataclass(frozen=True)
+class EmbeddingParams(Params):
+    """How every embedding method turns its vectors into scores."""
+
+    aggregation: str = aggregation_param()
+    similarity: str = similarity_param()
+    center: bool = param(False, "subtract the mean item vector before scoring")
+
+
+class EmbeddingModel(Model):
+    """A model whose score is user · item over learned (or derived) vectors.
+
+    Subclasses set ``item_embeddings`` (and ``user_embeddings`` when they learn users) in
+    ``fit``; their ``Params`` extend :class:`EmbeddingParams`. Without user vectors, each
+    user is the ``aggregation`` of their train items. ``similarity`` "cosine" scores on unit
+    vectors; ``center`` subtracts the item mean first.
+    """
+
+    Params: ClassVar[type[ParamsBase]] = EmbeddingParams
+
+    def __init__(self, params: ParamsBase | None = None, /, **values: Any) -> None:
+        super().__init__(params, **values)
+        self.item_embeddings: Embeddings | None = None
+        self.user_embeddings: Embeddings | None = None
+
+    def item_vectors(self) -> Embeddings:
+        """The item vectors as the method scores them (mean-centred when ``center``)."""
+        if self.item_embeddings is None:
+            raise DataError(f"{self.name} is not fitted: no item embeddings yet.")
+        items = self.item_embeddings
+        items.source = items.source or self.name
+        return items.centered() if self.p.center else items
+
+    def user_vectors(self, train: InteractionMatrix) -> Embeddings:
+        """The user vectors: learned ones, or the aggregation of each user's train items."""
+        if self.user_embeddings is not None:
+            return self.user_embeddings
+        return user_embeddings(self.item_vectors(), train, self.p.aggregation)
+
+    def scorer(self, train: InteractionMatrix) -> Scorer:
+        items = self.item_vectors()
+        v, item_ok = items.aligned(train.items.ids)
+        u, user_ok = self.user_vectors(train).aligned(train.users.ids)
+        if self.p.similarity == "cosine":
+            u, v = l2_normalize(u), l2_normalize(v)
+        return dot_scorer(u, v, user_ok, item_ok)
+
+    def similar_items(self, item: object, k: int = 10) -> pl.DataFrame:
+        """Nearest movies to an item id or title by cosine. (Ranking for users may use dot
+        products; between items, raw dot products mostly rank by vector length.)"""
+        return self.item_vectors().most_similar(item, k, metric="cosine")
+
+    def _save_state(self, directory: Path) -> None:
+        self._items_raw().save(directory / "items.parquet")
+        if self.user_embeddings is not None:
+            self.user_embeddings.save(directory / "users.parquet")
+
+    def _items_raw(self) -> Embeddings:
+        if self.item_embeddings is None:
+            raise DataError(f"{self.name} is not fitted: nothing to save.")
+        return self.item_embeddings
+
+    def _load_state(self, directory: Path) -> None:
+        self.item_embeddings = Embeddings.load(directory / "items.parquet")
+        users = directory / "users.parquet"
+        self.user_embeddings = Embeddings.load(users) if users.is_file() else None
+
+
+def item_metadata(dataset: Dataset | None) -> pl.DataFrame | None:
+    """The (item_id, title, genres) table to attach to item embeddings, if the data has one."""
+    if dataset is None or dataset.items is None:
+        return None
+    return dataset.items.select("item_id", "title", "genres")
+
+
+@dataclass(frozen=True)
+class ImportedParams(EmbeddingParams):
+    owner: ClassVar[str] = "imported"
+    similarity: str = similarity_param("cosine")
+
+
+class ImportedModel(EmbeddingModel):
+    """Embeddings made elsewhere (a Cleora ``.out`` or word2vec file), scored like ours."""
+
+    name = "imported"
+    Params = ImportedParams
+
+    @classmethod
+    def from_embeddings(cls, items: Embeddings, **params: Any) -> ImportedModel:
+        model = cls(**params)
+        model.item_embeddings = items
+        return model
+
+    def fit(self, train: InteractionMatrix, dataset: Dataset | None = None) -> Self:
+        raise DataError("Imported embeddings are not trained here; load them from a file.")

@@ -1,0 +1,1 @@
+"""Cleora: hypergraph embeddings by Markov propagation."""

@@ -1,0 +1,1 @@
+"""EGES: graph embeddings with side information, and cold-start vectors."""

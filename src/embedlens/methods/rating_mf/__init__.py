@@ -1,0 +1,1 @@
+"""Rating regression (embeddings with biases)."""

@@ -1,0 +1,1 @@
+"""Text embeddings of movies through an offline sentence encoder."""

@@ -1,0 +1,99 @@
+"""Text embeddings of movies: "Title (Year). Genres: ... . Tags: ..." through a sentence
+encoder (:mod:`embedlens.methods.text.encoders`); users are the rating-weighted mean of their
+movies."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import ClassVar, Self
+
+import polars as pl
+
+from embedlens.core.embeddings import Embeddings
+from embedlens.core.errors import DataError
+from embedlens.core.interactions import InteractionMatrix
+from embedlens.core.params import param
+from embedlens.data.dataset import Dataset, top_tags
+from embedlens.methods.base import (
+    EmbeddingModel,
+    EmbeddingParams,
+    aggregation_param,
+    device_param,
+    item_metadata,
+    similarity_param,
+)
+from embedlens.methods.text.encoders import (
+    DEFAULT_ENCODER,
+    Encoder,
+    cached_encode,
+    encoder_identity,
+    load_encoder,
+)
+
+
+def movie_texts(items: pl.DataFrame, tags: pl.DataFrame | None, max_tags: int = 10) -> list[str]:
+    """One text per row of ``items``: title (with year), genres, and its most used tags."""
+    table = items.select("item_id", "title", "year", "genres")
+    if tags is not None and tags.height:
+        table = table.join(top_tags(tags, max_tags), on="item_id", how="left",
+                           maintain_order="left")
+    else:
+        table = table.with_columns(pl.lit(None, dtype=pl.List(pl.Utf8)).alias("tag"))
+    texts = []
+    for title, year, genres, tag_list in table.select("title", "year", "genres", "tag").iter_rows():
+        text = title if year is None or re.search(r"\(\d{4}", title) else f"{title} ({year})"
+        text += "."
+        if genres:
+            text += f" Genres: {', '.join(genres)}."
+        if tag_list:
+            text += f" Tags: {', '.join(tag_list)}."
+        texts.append(text)
+    return texts
+
+
+@dataclass(frozen=True)
+class TextParams(EmbeddingParams):
+    owner: ClassVar[str] = "text"
+    aggregation: str = aggregation_param("rating")
+    similarity: str = similarity_param("cosine")
+    encoder: str = param(DEFAULT_ENCODER, "sentence encoder: the bundled default, or a "
+                         "local sentence-transformers model (path or cached name)")
+    model2vec_path: str | None = param(None, "a local model2vec static model instead (fast)")
+    tags: bool = param(True, "put each movie's most used tags in its text")
+    max_tags: int = param(10, "most tags per movie", ge=0)
+    batch_size: int = param(64, "texts per encoder batch", ge=1)
+    cache: bool = param(True, "keep encodings in the on-disk cache")
+    device: str = device_param()
+
+
+class TextModel(EmbeddingModel):
+    """Movie vectors from their text; users = rating-weighted mean of their movies."""
+
+    name = "text"
+    Params = TextParams
+    #: tests (or callers) may inject an encoder: (its name in the cache, texts -> vectors)
+    encoder_override: tuple[str, Encoder] | None = None
+
+    def fit(self, train: InteractionMatrix, dataset: Dataset | None = None) -> Self:
+        p = self.p
+        if dataset is None or dataset.items is None:
+            raise DataError("text embeddings need a movie table (titles, genres).")
+        items = dataset.items  # every movie: content needs no interactions (cold start too)
+        tags = dataset.tags if p.tags else None
+        texts = movie_texts(items, tags, p.max_tags)
+        from embedlens.data.download import cache_dir
+
+        if self.encoder_override is not None:
+            label, override = self.encoder_override
+            identity: dict = {"kind": "injected", "name": label}
+            make = lambda: override  # noqa: E731
+        else:
+            identity = encoder_identity(p.encoder, p.model2vec_path)
+            make = lambda: load_encoder(  # noqa: E731
+                p.encoder, p.model2vec_path, p.batch_size, p.device)
+        cache = cache_dir() / "text-embeddings" if p.cache else None
+        vectors = cached_encode(texts, identity, make, cache)
+        self.item_embeddings = Embeddings(items["item_id"].to_numpy(), vectors, "item",
+                                          item_metadata(dataset))
+        return self

@@ -1,0 +1,173 @@
+"""What the torch methods share: the device, a validation split carved from train, the
+mini-batch epoch loop with early stopping, their common parameters, and the one way a
+network's weights are saved and loaded.
+
+Mini-batches are index slices of one ``torch.randperm`` (no per-sample ``Dataset``); the
+loss per epoch goes to ``history``; a GPU is used when ``device`` is ``"auto"`` (default) and
+torch sees one. torch itself is imported only when a method trains or loads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from embedlens.core.errors import DataError
+from embedlens.core.files import load_arrays, save_arrays
+from embedlens.core.params import param
+from embedlens.core.progress import bar
+from embedlens.methods.base import EmbeddingParams, device_param, seed_param
+
+
+@contextlib.contextmanager
+def deterministic_torch(seed: int) -> Iterator[None]:
+    """Seed torch and make its kernels deterministic for the block, so the same seed gives
+    bitwise the same weights in any process (multi-threaded CPU EmbeddingBag backward, for
+    one, otherwise sums in a varying order). The global setting is restored afterwards."""
+    import torch
+
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
+
+
+def torch_device(name: str):
+    """``"auto"``: CUDA when available, else CPU."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DataError("device='cuda' but torch sees no GPU.")
+    return torch.device(name)
+
+
+def holdout(
+    matrix: sp.csr_matrix, fraction: float, seed: int
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Split a users x items matrix into fit and validation parts, a random ``fraction`` of
+    each user's entries (users with a single entry keep it for fitting)."""
+    coo = matrix.tocoo()
+    rng = np.random.default_rng(seed)
+    val = rng.random(coo.nnz) < fraction
+    counts = np.bincount(coo.row, minlength=matrix.shape[0])
+    val &= counts[coo.row] > 1
+
+    def part(mask: np.ndarray) -> sp.csr_matrix:
+        return sp.csr_matrix((coo.data[mask], (coo.row[mask], coo.col[mask])), shape=matrix.shape)
+    return part(~val), part(val)
+
+
+def train_epoch(n_rows: int, batch_size: int, device, opt, batch_loss) -> float:
+    """One pass over ``n_rows`` training rows in random mini-batches (index slices of one
+    ``randperm``): ``batch_loss(idx)`` gives each batch's loss; returns the mean loss."""
+    import torch
+
+    perm = torch.randperm(n_rows, device=device)
+    total = 0.0
+    for start in range(0, n_rows, batch_size):
+        idx = perm[start : start + batch_size]
+        loss = batch_loss(idx)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        total += float(loss.detach()) * idx.numel()
+    return total / max(1, n_rows)
+
+
+class EarlyStopping:
+    """Keeps the best network state by a validation score; says when to stop."""
+
+    def __init__(self, patience: int, higher_is_better: bool) -> None:
+        self.patience, self.sign = patience, 1.0 if higher_is_better else -1.0
+        self.best, self.state, self.waited = -np.inf, None, 0
+
+    def update(self, score: float, net) -> bool:
+        """Record an epoch's score; True when ``patience`` epochs passed without a gain."""
+        if self.sign * score > self.best:
+            self.best, self.state, self.waited = self.sign * score, copy.deepcopy(
+                net.state_dict()), 0
+            return False
+        self.waited += 1
+        return self.waited >= self.patience
+
+    def restore(self, net) -> None:
+        net.load_state_dict(self.state)
+
+
+def fit_epochs(
+    net, opt, device, n_rows: int, batch_loss, epochs: int, batch_size: int, desc: str,
+    validate=None, val_key: str = "val", higher_is_better: bool = True, patience: int = 1,
+) -> dict[str, list[float]]:
+    """The one training loop: up to ``epochs`` epochs of :func:`train_epoch`. With
+    ``validate`` (a score after each epoch, kept in ``history[val_key]``) it stops after
+    ``patience`` epochs without a gain and leaves ``net`` at its best epoch; without, it runs
+    every epoch. Returns the history (``loss`` per epoch, and the validation scores)."""
+    stopper = EarlyStopping(patience, higher_is_better) if validate is not None else None
+    history: dict[str, list[float]] = {"loss": []}
+    if stopper is not None:
+        history[val_key] = []
+    pb = bar(desc, total=epochs, unit="epoch")
+    for _ in range(epochs):
+        net.train()
+        history["loss"].append(train_epoch(n_rows, batch_size, device, opt, batch_loss))
+        pb.update(1)
+        if stopper is not None:
+            score = validate()
+            history[val_key].append(score)
+            if stopper.update(score, net):
+                break
+    pb.close()
+    if stopper is not None:
+        stopper.restore(net)
+    return history
+
+
+@dataclass(frozen=True)
+class TrainingParams(EmbeddingParams):
+    """What the torch models with early stopping share."""
+
+    epochs: int = param(30, "most passes over the train rows", ge=1)
+    batch_size: int = param(1024, "rows per mini-batch", ge=1)
+    lr: float = param(5e-3, "Adam learning rate", gt=0, log=True)
+    weight_decay: float = param(0.0, "L2 weight decay", ge=0)
+    val_fraction: float = param(0.1, "share of each user's train rows held out for early "
+                                "stopping", gt=0, lt=1)
+    patience: int = param(3, "epochs without a validation gain before stopping", ge=1)
+    seed: int = seed_param()
+    device: str = device_param()
+
+
+def save_network(path: Path, net: Any, **extra: np.ndarray) -> None:
+    """A torch module's weights (and ``extra`` arrays) as an ``.npz`` (no pickle),
+    atomically."""
+    state = {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
+    save_arrays(path, **extra, **state)
+
+
+def network_arrays(path: Path, what: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The arrays :func:`save_network` wrote, checked."""
+    return load_arrays(path, required, what)
+
+
+def load_network(path: Path, net: Any, arrays: dict[str, Any]) -> Any:
+    """Load ``arrays`` (from :func:`network_arrays`, ``extra`` removed) into ``net``; a
+    file that does not fit the network is one :class:`DataError` naming it."""
+    import torch
+
+    try:
+        net.load_state_dict({k: torch.as_tensor(v) for k, v in arrays.items()})
+    except (RuntimeError, KeyError, TypeError) as exc:
+        raise DataError(f"{path} does not match the run's model ({str(exc)[:120]}).") from None
+    return net.eval()
