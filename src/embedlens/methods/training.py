@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from abc import abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,7 +24,11 @@ from embedlens.core.errors import DataError
 from embedlens.core.files import load_arrays, save_arrays
 from embedlens.core.params import param
 from embedlens.core.progress import bar
-from embedlens.methods.base import EmbeddingParams, device_param, seed_param
+
+if TYPE_CHECKING:
+    from embedlens.core.interactions import InteractionMatrix
+    from embedlens.data.dataset import Dataset
+from embedlens.methods.base import EmbeddingModel, EmbeddingParams, device_param, seed_param
 
 
 @contextlib.contextmanager
@@ -171,3 +176,17 @@ def load_network(path: Path, net: Any, arrays: dict[str, Any]) -> Any:
     except (RuntimeError, KeyError, TypeError) as exc:
         raise DataError(f"{path} does not match the run's model ({str(exc)[:120]}).") from None
     return net.eval()
+
+
+class TorchModel(EmbeddingModel):
+    """An embedding method trained in torch. ``fit`` seeds torch, makes its kernels
+    deterministic and picks the device (``params.seed``, ``params.device``), then calls
+    :meth:`fit_torch`, which subclasses write."""
+
+    def fit(self, train: InteractionMatrix, dataset: Dataset | None = None) -> Self:
+        with deterministic_torch(self.p.seed):
+            return self.fit_torch(train, dataset, torch_device(self.p.device))
+
+    @abstractmethod
+    def fit_torch(self, train: InteractionMatrix, dataset: Dataset | None, device: Any) -> Self:
+        """Train on ``device``; set ``item_embeddings`` (and ``user_embeddings``)."""

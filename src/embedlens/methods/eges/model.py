@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import polars as pl
@@ -31,7 +31,6 @@ from embedlens.kernels.graphs import sequence_graph
 from embedlens.kernels.skipgram import window_pairs
 from embedlens.kernels.walks import random_walks
 from embedlens.methods.base import (
-    EmbeddingModel,
     EmbeddingParams,
     device_param,
     item_metadata,
@@ -39,12 +38,11 @@ from embedlens.methods.base import (
     similarity_param,
 )
 from embedlens.methods.training import (
-    deterministic_torch,
+    TorchModel,
     fit_epochs,
     load_network,
     network_arrays,
     save_network,
-    torch_device,
 )
 
 FIELDS = ("genres", "tags", "year")
@@ -114,23 +112,19 @@ class EGESParams(EmbeddingParams):
     device: str = device_param()
 
 
-class EGESModel(EmbeddingModel):
+class EGESModel(TorchModel):
     """EGES item embeddings (users: mean of their items) with cold-start vectors."""
 
     name = "eges"
     Params = EGESParams
 
-    def fit(self, train: InteractionMatrix, dataset: Dataset | None = None) -> Self:
-        with deterministic_torch(self.p.seed):
-            return self._fit(train, dataset)
-
-    def _fit(self, train: InteractionMatrix, dataset: Dataset | None) -> Self:
+    def fit_torch(self, train: InteractionMatrix, dataset: Dataset | None,
+                  device: Any) -> Self:
         import torch
 
         from embedlens.methods.eges.net import EGESNet
 
         p = self.p
-        device = torch_device(p.device)
         g = sequence_graph(train)
         walks = random_walks(g, p.num_walks, p.walk_length, weighted=False, seed=p.seed)
         centre, context = skipgram_pairs(walks, p.window)

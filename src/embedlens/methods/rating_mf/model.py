@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -14,16 +14,15 @@ from embedlens.core.errors import DataError
 from embedlens.core.interactions import InteractionMatrix
 from embedlens.core.params import param
 from embedlens.data.dataset import Dataset
-from embedlens.methods.base import EmbeddingModel, item_metadata
+from embedlens.methods.base import item_metadata
 from embedlens.methods.training import (
+    TorchModel,
     TrainingParams,
-    deterministic_torch,
     fit_epochs,
     holdout,
     load_network,
     network_arrays,
     save_network,
-    torch_device,
 )
 
 NET_FILE = "rating_net.npz"
@@ -40,7 +39,7 @@ class RatingParams(TrainingParams):
     weight_decay: float = param(1e-4, "AdamW weight decay", ge=0)
 
 
-class RatingModel(EmbeddingModel):
+class RatingModel(TorchModel):
     """Rating regression (the Keras tutorial's model): user and movie embeddings with biases,
     ``head`` "mlp" (dense layers on u ⊙ i), "concat" (dense layers on [u, i]) or "dot";
     MSE loss, weight decay, early stopping on the RMSE of a validation split from train.
@@ -50,17 +49,13 @@ class RatingModel(EmbeddingModel):
     name = "rating-mf"
     Params = RatingParams
 
-    def fit(self, train: InteractionMatrix, dataset: Dataset | None = None) -> Self:
-        with deterministic_torch(self.p.seed):
-            return self._fit(train, dataset)
-
-    def _fit(self, train: InteractionMatrix, dataset: Dataset | None) -> Self:
+    def fit_torch(self, train: InteractionMatrix, dataset: Dataset | None,
+                  device: Any) -> Self:
         import torch
 
         from embedlens.methods.rating_mf.net import RatingNet
 
         p = self.p
-        device = torch_device(p.device)
         fit_m, val_m = holdout(train.ratings, p.val_fraction, p.seed)
 
         def tensors(m: sp.csr_matrix):

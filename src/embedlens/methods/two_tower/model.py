@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import polars as pl
@@ -14,13 +14,12 @@ from embedlens.core.params import param
 from embedlens.data.dataset import Dataset
 from embedlens.kernels.metrics import ranking_report
 from embedlens.kernels.topk import dot_scorer, topk
-from embedlens.methods.base import EmbeddingModel, item_metadata
+from embedlens.methods.base import item_metadata
 from embedlens.methods.training import (
+    TorchModel,
     TrainingParams,
-    deterministic_torch,
     fit_epochs,
     holdout,
-    torch_device,
 )
 
 
@@ -55,7 +54,7 @@ class TwoTowerParams(TrainingParams):
     features: bool = param(True, "add the genre bag to the item tower")
 
 
-class TwoTowerModel(EmbeddingModel):
+class TwoTowerModel(TorchModel):
     """User tower (id embedding) and item tower (id + genre bag), scored by dot product.
 
     ``loss="bce"`` (default, best on ML-100k): binary cross-entropy against ``negatives``
@@ -69,15 +68,11 @@ class TwoTowerModel(EmbeddingModel):
     name = "two-tower"
     Params = TwoTowerParams
 
-    def fit(self, train: InteractionMatrix, dataset: Dataset | None = None) -> Self:
-        with deterministic_torch(self.p.seed):
-            return self._fit(train, dataset)
-
-    def _fit(self, train: InteractionMatrix, dataset: Dataset | None) -> Self:
+    def fit_torch(self, train: InteractionMatrix, dataset: Dataset | None,
+                  device: Any) -> Self:
         import torch
 
         p = self.p
-        device = torch_device(p.device)
         fit_m, val_m = holdout(train.binary(), p.val_fraction, p.seed)
         coo = fit_m.tocoo()
         users_t = torch.as_tensor(coo.row, dtype=torch.long, device=device)
