@@ -39,6 +39,7 @@ class Spec:
     lt: float | None = None
     log: bool = False  # spans orders of magnitude: search it on a log scale
     key: str | None = None  # the external name when the field name cannot be it ("lambda")
+    tune: tuple[Any, ...] | None = None  # searched by the tuner: (low, high), or the choices
 
     def constraint(self) -> str:
         """The constraint in words, e.g. ``one of 'bce', 'softmax'`` or ``> 0``."""
@@ -52,9 +53,12 @@ class Spec:
 
 def param(default: Any, doc: str, *, choices: tuple[Any, ...] | None = None,
           ge: float | None = None, gt: float | None = None, le: float | None = None,
-          lt: float | None = None, log: bool = False, key: str | None = None) -> Any:
-    """A parameter field: its default, a one-line doc and its constraints."""
-    spec = Spec(doc, choices, ge, gt, le, lt, log, key)
+          lt: float | None = None, log: bool = False, key: str | None = None,
+          tune: tuple[Any, ...] | None = None) -> Any:
+    """A parameter field: its default, a one-line doc and its constraints. ``tune`` marks
+    it for the tuner: a ``(low, high)`` range for a number (searched on a log scale when
+    ``log``), or the values to try for a choice or a flag."""
+    spec = Spec(doc, choices, ge, gt, le, lt, log, key, tune)
     return field(default=default, metadata={"spec": spec})
 
 
@@ -115,6 +119,11 @@ class Params:
                          "default": None if f.default is MISSING else f.default,
                          "constraint": spec.constraint(), "doc": spec.doc})
         return rows
+
+    @classmethod
+    def search_space(cls) -> dict[str, Spec]:
+        """The parameters the tuner searches, by external name, with their :class:`Spec`."""
+        return {_key(f): _spec(f) for f in fields(cls) if _spec(f).tune is not None}
 
     @classmethod
     def spec(cls, key: str) -> Spec:
