@@ -18,6 +18,8 @@ FAST = {
     "rating-mf": {"epochs": 10, "device": "cpu", "dim": 8},
     "eges": {"epochs": 2, "num_walks": 4, "device": "cpu", "dim": 16},
     "text": {"cache": False, "device": "cpu"},
+    "ials": {"dim": 16, "epochs": 8},
+    "elsa": {"dim": 32, "epochs": 10, "batch_size": 64, "device": "cpu"},
 }
 #: How far above Random each must rank (NDCG@10). Random itself is the floor; rating-mf
 #: ranks by rating-trained vectors and text by titles and genres, so both stay modest.

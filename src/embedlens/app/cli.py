@@ -240,6 +240,11 @@ def run(
     resume: Annotated[bool, typer.Option("--resume", help="Finish an interrupted run in OUT "
                                          "(its own config unless --config is given).")]
     = False,
+    tune: Annotated[int | None, typer.Option("--tune", min=1, help="Tune every method and "
+                                             "baseline first: N trials each, on a validation "
+                                             "split cut from train.")] = None,
+    tune_timeout: Annotated[float | None, typer.Option(
+        "--tune-timeout", min=1, help="Or: seconds of tuning per method.")] = None,
 ) -> None:
     """Train every method and baseline on one split; write the leaderboard and report.html."""
     from dataclasses import replace
@@ -256,7 +261,7 @@ def run(
     given: dict[str, Any] = {
         "dataset": dataset, "protocol": protocol, "methods": methods, "baselines": baselines,
         "seed": seed, "k": k, "data_dir": str(data_dir) if data_dir else None,
-        "columns": _columns(columns),
+        "columns": _columns(columns), "tune_trials": tune, "tune_timeout": tune_timeout,
     }
     cfg = replace(base, **{key: v for key, v in given.items() if v is not None})
     result = run_all(cfg, out, force=force, resume=resume)
@@ -268,6 +273,58 @@ def run(
         console.print(f"[bold red]Failed:[/] {escape(', '.join(result.failed))} (see "
                       "leaderboard.md)")
         raise typer.Exit(1)
+
+
+@app.command()
+def tune(
+    method: Annotated[str, typer.Argument(help="A method or baseline, a comma list, or 'all' "
+                                          "(every method and the default baselines).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the studies, tune.json and "
+                                      "best.toml (an interrupted tune resumes there).")],
+    dataset: Annotated[str, typer.Option("--dataset", help="Variant or log path.")]
+    = "ml-100k",
+    protocol: ProtocolOpt = None,
+    data_dir: DataDirOpt = None,
+    columns: ColumnsOpt = None,
+    trials: Annotated[int | None, typer.Option("--trials", min=1, help="Trials per method "
+                                               "(resumed ones count).")] = 20,
+    timeout: Annotated[float | None, typer.Option("--timeout", min=1, help="Seconds per "
+                                                  "method.")] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the sampler and of "
+                                      "every trial.")] = 42,
+    k: Annotated[int, typer.Option("--k", min=1, help="Cut-off of NDCG@k.")] = 10,
+) -> None:
+    """Search methods' parameters on a validation split cut from the protocol's train part
+    (never its test part); write the best as a config for `embedlens run --config`."""
+    from embedlens.app.config import parse_methods
+    from embedlens.app.tune import BEST_FILE, budget_text, check_tune_folder, tune_all
+    from embedlens.data import load_dataset
+    from embedlens.io.folders import claim
+    from embedlens.methods.registry import default_baselines, get_method
+    from embedlens.prep.protocols import DEFAULT_PROTOCOL, get_protocol
+
+    protocol = protocol or DEFAULT_PROTOCOL
+    get_protocol(protocol)
+    names = ([*default_baselines(), *parse_methods("all")] if method.strip() == "all"
+             else parse_methods(method))
+    for name in names:
+        get_method(name)
+    check_tune_folder(out, dataset, protocol, seed, k)  # before the data is read
+    ds = load_dataset(dataset, data_dir=str(data_dir) if data_dir else None,
+                      columns=_columns(columns))
+    with claim(out, "tune", resume=True):
+        results = tune_all(names, ds, dataset, protocol, out, trials, timeout, seed, k,
+                           str(data_dir.resolve()) if data_dir else None, _columns(columns))
+    table = Table(title=_t(f"Tuned on {dataset}, {protocol} (validation cut from train; "
+                           f"{budget_text(trials, timeout)})"))
+    for col in ("method", f"val ndcg@{k}", "trials", "pruned", "best parameters"):
+        table.add_column(col)
+    for name, r in results.items():
+        table.add_row(_t(name), "" if r.value is None else f"{r.value:.4f}", str(r.trials),
+                      str(r.pruned), _t(", ".join(f"{p}={v}" for p, v in r.params.items())
+                                        or "(nothing to tune)"))
+    console.print(table)
+    console.print(_t(f"embedlens run --config {out / BEST_FILE} --out RUN  runs them on test"))
 
 
 @app.command()

@@ -46,6 +46,8 @@ class RunConfig:
     k: int = 10
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     columns: dict[str, str | None] | None = None
+    tune_trials: int | None = None
+    tune_timeout: float | None = None
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -88,11 +90,24 @@ class RunConfig:
                 raise fail(key, "an integer")
         if self.seed < 0:
             raise DataError(f"config: seed must be >= 0, got {self.seed}.")
+        if self.tune_trials is not None and (isinstance(self.tune_trials, bool) or not
+                                             isinstance(self.tune_trials, int)
+                                             or self.tune_trials < 1):
+            raise fail("tune_trials", "a whole number of trials, at least 1")
+        if self.tune_timeout is not None and (isinstance(self.tune_timeout, bool) or not
+                                              isinstance(self.tune_timeout, int | float)
+                                              or self.tune_timeout <= 0):
+            raise fail("tune_timeout", "a positive number of seconds")
         if not isinstance(self.params, dict) or not all(
                 isinstance(k, str) and isinstance(v, dict) for k, v in self.params.items()):
             raise DataError("config: params must hold one [params.<method>] table per method.")
         if self.columns is not None and not isinstance(self.columns, dict):
             raise fail("columns", "a table of role = column name")
+
+    @property
+    def tuned(self) -> bool:
+        """Whether every method and baseline is tuned before it is evaluated."""
+        return self.tune_trials is not None or self.tune_timeout is not None
 
     @property
     def all_methods(self) -> list[str]:

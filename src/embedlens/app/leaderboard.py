@@ -29,13 +29,17 @@ class Row:
     status: str
     result: EvalResult | None = None
     error: str | None = None
+    tuning: dict[str, Any] | None = None  # trials, budget, searched, params, validation score
 
     @property
     def ok(self) -> bool:
         return self.status == "ok" and self.result is not None
 
     def to_dict(self) -> dict[str, Any]:
-        head = {"method": self.method, "role": self.role, "status": self.status}
+        head: dict[str, Any] = {"method": self.method, "role": self.role,
+                                "status": self.status}
+        if self.tuning is not None:
+            head["tuning"] = self.tuning
         if self.ok:
             return {**head, **self.result.to_dict(), "method": self.method}  # type: ignore[union-attr]
         return {**head, "error": self.error or ""}
@@ -47,10 +51,13 @@ class Row:
             raise DataError(f"{where} is not a valid leaderboard (rows need method and status "
                             "ok/failed).")
         role = str(record.get("role", "method"))
+        tuning = record.get("tuning") if isinstance(record.get("tuning"), dict) else None
         if record["status"] != "ok":
-            return cls(record["method"], role, "failed", error=str(record.get("error", "")))
+            return cls(record["method"], role, "failed", error=str(record.get("error", "")),
+                       tuning=tuning)
         return cls(record["method"], role, "ok",
-                   EvalResult.from_dict(record, f"{where}, row {record['method']!r}"))
+                   EvalResult.from_dict(record, f"{where}, row {record['method']!r}"),
+                   tuning=tuning)
 
 
 @dataclass
@@ -113,6 +120,18 @@ class Leaderboard:
             lines.append("| " + " | ".join(cells) + " |")
         if self.failed:
             lines += ["", "Failed:", ""] + [f"- {r.method}: {r.error}" for r in self.failed]
+        tuned = [r for r in self.ranked() if r.tuning]
+        if tuned:
+            budget = tuned[0].tuning.get("budget", "") if tuned[0].tuning else ""
+            lines += ["", f"Tuned on a validation split cut from train ({budget}; validation "
+                      f"NDCG@{self.k}, then the parameters found):", ""]
+            for r in tuned:
+                t = r.tuning or {}
+                found = ", ".join(f"{k}={v}" for k, v in t.get("params", {}).items())
+                value = t.get("value")
+                lines.append(f"- {r.method}: {t.get('trials', 0)} trials, "
+                             + (f"{value:.4f}; " if isinstance(value, float) else "")
+                             + (found or "nothing to tune"))
         rated = [r for r in self.ranked() if r.result and r.result.rmse is not None]
         if rated:
             lines += ["", "Rating prediction (every test rating with a known user and movie):",

@@ -41,6 +41,9 @@ from embedlens.io.runs import RUN_FILE, load_run, resolve_dir, versions
 from embedlens.methods.base import Model
 from embedlens.methods.registry import get_method
 
+#: A tuned method's search record, beside its run.
+TUNING_FILE = "tuning.json"
+
 
 class RunInterrupted(EmbedlensError):
     """``embedlens run`` was interrupted (Ctrl-C); the message says what was kept."""
@@ -99,13 +102,19 @@ def _run_in(folder: OwnedFolder, config: RunConfig, ds: Dataset, data: EvalSplit
     save_train(out, ds, data)  # one train matrix for every method's queries
     note(f"{ds.name}: {ds.n_interactions:,} ratings; {config.protocol}: "
          f"{data.train.ratings.nnz:,} train, {data.users.size:,} test users")
+    tune_split = None
+    if config.tuned:
+        from embedlens.app.tune import validation_split
+
+        tune_split = validation_split(ds, config.protocol)
     try:
         for i, name in enumerate(names, 1):
             role = "baseline" if name in config.baselines else "method"
             if name in finished:
                 info, model = load_run(out / name)
                 result.models[name] = model
-                rows.append(Row(name, role, "ok", finished[name]))
+                kept, tuning = finished[name]
+                rows.append(Row(name, role, "ok", kept, tuning=tuning))
                 note(f"[{i}/{len(names)}] {name}: finished earlier, kept")
                 continue
             note(f"[{i}/{len(names)}] {name} …")
@@ -116,22 +125,27 @@ def _run_in(folder: OwnedFolder, config: RunConfig, ds: Dataset, data: EvalSplit
                 sub.unlink()
             sub.mkdir(exist_ok=True)
             try:
-                model = get_method(name)(**config.method_params(name))
+                params, tuning = config.method_params(name), None
+                if config.tuned:
+                    params, tuning = _tuned(name, params, config, ds, out, tune_split)
+                model = get_method(name)(**params)
                 info = fit_and_save(model, ds, data, sub, config.dataset, config.data_dir,
                                     config.columns, with_train=False)
                 report = score_run(sub, info, model, data, config.k)
             except Exception as exc:  # one method's failure must not stop the run
                 write_text(sub / "error.txt", traceback.format_exc())
                 error = f"{type(exc).__name__}: {exc}"
-                rows.append(Row(name, role, "failed", error=error))
+                rows.append(Row(name, role, "failed", error=error, tuning=tuning))
                 states[name] = "failed"
                 _write_manifest(out, config, "running", states)
                 note(f"[{i}/{len(names)}] {name} FAILED: {error}")
                 continue
             result.models[name] = model
             config.params[name] = model.params  # resolved: the config file repeats the run
+            if tuning is not None:
+                write_json(sub / TUNING_FILE, tuning)
             ndcg = f"ndcg@{config.k}"
-            rows.append(Row(name, role, "ok", report))
+            rows.append(Row(name, role, "ok", report, tuning=tuning))
             states[name] = "ok"
             _write_manifest(out, config, "running", states)
             note(f"[{i}/{len(names)}] {name}: fit {info.fit_seconds:.1f} s, "
@@ -151,7 +165,21 @@ def _run_in(folder: OwnedFolder, config: RunConfig, ds: Dataset, data: EvalSplit
     return result
 
 
-def _finished(out: Path, config: RunConfig) -> dict[str, EvalResult]:
+def _tuned(name: str, params: dict[str, Any], config: RunConfig, ds: Dataset, out: Path,
+           split: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``name``'s parameters after tuning on the validation split (the study kept in
+    ``RUN/tuning/``, so a resumed run resumes the search), and the record of the search."""
+    from embedlens.app.tune import budget_text, tune_method
+
+    result = tune_method(name, ds, config.protocol, out / "tuning", config.tune_trials,
+                         config.tune_timeout, config.seed, config.k, params, split)
+    record = {**result.to_dict(), "budget": budget_text(config.tune_trials,
+                                                        config.tune_timeout)}
+    return {**params, **result.params}, record
+
+
+def _finished(out: Path, config: RunConfig
+              ) -> dict[str, tuple[EvalResult, dict[str, Any] | None]]:
     """The methods a resumed run keeps: each with a complete run record and an evaluation on
     this protocol, made with the parameters the config gives now (else the run would mix
     two configs: refused)."""
@@ -160,13 +188,13 @@ def _finished(out: Path, config: RunConfig) -> dict[str, EvalResult]:
         raise DataError(f"{out} holds no embedlens run to resume ({MANIFEST} is missing); "
                         "use --force to start over.")
     before = read_json_object(manifest, "run manifest")
-    for key in ("dataset", "protocol", "seed"):
+    for key in ("dataset", "protocol", "seed", "tune_trials", "tune_timeout"):
         if before.get(key) != getattr(config, key):
             raise DataError(
                 f"{out} was started with {key} = {before.get(key)!r}; resuming it with "
                 f"{getattr(config, key)!r} would mix two runs. Use the same config, or --force "
                 "to start over.")
-    kept: dict[str, EvalResult] = {}
+    kept: dict[str, tuple[EvalResult, dict[str, Any] | None]] = {}
     for name in config.all_methods:
         sub = out / name
         evaluation = sub / f"evaluation-{config.protocol}.json"
@@ -174,12 +202,14 @@ def _finished(out: Path, config: RunConfig) -> dict[str, EvalResult]:
             continue
         info, _ = load_run(sub)
         wanted = get_method(name)(**config.method_params(name)).params
-        if info.params != wanted:
+        if not config.tuned and info.params != wanted:  # a tuned run's come from its study
             raise DataError(
                 f"{sub} was trained with other parameters than the config now gives; resuming "
                 "would mix two runs. Use the same config, or --force to start over.")
-        kept[name] = EvalResult.from_dict(read_json_object(evaluation, "evaluation"),
-                                          str(evaluation))
+        tuning = (read_json_object(sub / TUNING_FILE, "tuning record")
+                  if (sub / TUNING_FILE).is_file() else None)
+        kept[name] = (EvalResult.from_dict(read_json_object(evaluation, "evaluation"),
+                                           str(evaluation)), tuning)
         config.params[name] = info.params
     return kept
 
@@ -228,6 +258,7 @@ def _write_manifest(
     manifest = {
         "command": "embedlens run", "state": state, "dataset": config.dataset,
         "protocol": config.protocol, "seed": config.seed, "seconds": seconds,
+        "tune_trials": config.tune_trials, "tune_timeout": config.tune_timeout,
         "versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "methods": methods,
     }

@@ -39,7 +39,7 @@ class Spec:
     lt: float | None = None
     log: bool = False  # spans orders of magnitude: search it on a log scale
     key: str | None = None  # the external name when the field name cannot be it ("lambda")
-    tune: tuple[Any, ...] | None = None  # searched by the tuner: (low, high), or the choices
+    tune: tuple[Any, ...] | bool | None = None  # searched: (low, high), or True: every choice
 
     def constraint(self) -> str:
         """The constraint in words, e.g. ``one of 'bce', 'softmax'`` or ``> 0``."""
@@ -54,10 +54,10 @@ class Spec:
 def param(default: Any, doc: str, *, choices: tuple[Any, ...] | None = None,
           ge: float | None = None, gt: float | None = None, le: float | None = None,
           lt: float | None = None, log: bool = False, key: str | None = None,
-          tune: tuple[Any, ...] | None = None) -> Any:
+          tune: tuple[Any, ...] | bool | None = None) -> Any:
     """A parameter field: its default, a one-line doc and its constraints. ``tune`` marks
     it for the tuner: a ``(low, high)`` range for a number (searched on a log scale when
-    ``log``), or the values to try for a choice or a flag."""
+    ``log``), ``True`` for every choice of a choice or both values of a flag."""
     spec = Spec(doc, choices, ge, gt, le, lt, log, key, tune)
     return field(default=default, metadata={"spec": spec})
 

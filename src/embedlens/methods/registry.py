@@ -46,6 +46,8 @@ _BUILTIN = (
     Entry("two-tower", "embedlens.methods.two_tower.model:TwoTowerModel", "method", True),
     Entry("rating-mf", "embedlens.methods.rating_mf.model:RatingModel", "method", True),
     Entry("text", "embedlens.methods.text.model:TextModel", "method", True),
+    Entry("ials", "embedlens.methods.ials.model:IALSModel", "method", True),
+    Entry("elsa", "embedlens.methods.elsa.model:ELSAModel", "method", True),
     Entry("imported", "embedlens.methods.base:ImportedModel", "import", False),
 )
 

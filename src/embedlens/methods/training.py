@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -114,23 +114,32 @@ class EarlyStopping:
 def fit_epochs(
     net, opt, device, n_rows: int, batch_loss, epochs: int, batch_size: int, desc: str,
     validate=None, val_key: str = "val", higher_is_better: bool = True, patience: int = 1,
+    on_epoch: Callable[[int, float], None] | None = None,
 ) -> dict[str, list[float]]:
     """The one training loop: up to ``epochs`` epochs of :func:`train_epoch`. With
     ``validate`` (a score after each epoch, kept in ``history[val_key]``) it stops after
     ``patience`` epochs without a gain and leaves ``net`` at its best epoch; without, it runs
-    every epoch. Returns the history (``loss`` per epoch, and the validation scores)."""
+    every epoch (``net`` may then be None: parameters trained outside a module).
+    ``on_epoch(epoch, score)`` hears each validation score, higher always better (a tuner
+    prunes poor trials with it, by raising). Returns the history (``loss`` per epoch, and
+    the validation scores)."""
+    if validate is not None and net is None:
+        raise ValueError("early stopping needs the network to restore its best epoch")
     stopper = EarlyStopping(patience, higher_is_better) if validate is not None else None
     history: dict[str, list[float]] = {"loss": []}
     if stopper is not None:
         history[val_key] = []
     pb = bar(desc, total=epochs, unit="epoch")
     for _ in range(epochs):
-        net.train()
+        if net is not None:
+            net.train()
         history["loss"].append(train_epoch(n_rows, batch_size, device, opt, batch_loss))
         pb.update(1)
         if stopper is not None:
             score = validate()
             history[val_key].append(score)
+            if on_epoch is not None:
+                on_epoch(len(history["loss"]), score if higher_is_better else -score)
             if stopper.update(score, net):
                 break
     pb.close()
@@ -144,9 +153,9 @@ class TrainingParams(EmbeddingParams):
     """What the torch models with early stopping share."""
 
     epochs: int = param(30, "most passes over the train rows", ge=1)
-    batch_size: int = param(1024, "rows per mini-batch", ge=1)
-    lr: float = param(5e-3, "Adam learning rate", gt=0, log=True)
-    weight_decay: float = param(0.0, "L2 weight decay", ge=0)
+    batch_size: int = param(1024, "rows per mini-batch", ge=1, log=True, tune=(256, 4096))
+    lr: float = param(5e-3, "Adam learning rate", gt=0, log=True, tune=(1e-3, 3e-2))
+    weight_decay: float = param(0.0, "L2 weight decay", ge=0, log=True, tune=(1e-8, 1e-3))
     val_fraction: float = param(0.1, "share of each user's train rows held out for early "
                                 "stopping", gt=0, lt=1)
     patience: int = param(3, "epochs without a validation gain before stopping", ge=1)
@@ -183,9 +192,18 @@ class TorchModel(EmbeddingModel):
     deterministic and picks the device (``params.seed``, ``params.device``), then calls
     :meth:`fit_torch`, which subclasses write."""
 
+    #: Called after each validated epoch with (epoch, score, higher better): the tuner's
+    #: pruning hook. None: nobody listens.
+    epoch_hook: Callable[[int, float], None] | None = None
+
     def fit(self, train: InteractionMatrix, dataset: Dataset | None = None) -> Self:
         with deterministic_torch(self.p.seed):
             return self.fit_torch(train, dataset, torch_device(self.p.device))
+
+    def train_loop(self, *args: Any, **kwargs: Any) -> dict[str, list[float]]:
+        """:func:`fit_epochs`, with this model's :attr:`epoch_hook`."""
+        kwargs["on_epoch"] = self.epoch_hook
+        return fit_epochs(*args, **kwargs)
 
     @abstractmethod
     def fit_torch(self, train: InteractionMatrix, dataset: Dataset | None, device: Any) -> Self:

@@ -51,7 +51,8 @@ def planted_log(n_users: int = 240, n_items: int = 120, per_user: int = 24,
         for t, i in enumerate(picks):
             liked = item_group[i] == g
             rating = float(rng.choice([4.0, 5.0]) if liked else rng.choice([1.0, 2.0, 3.0]))
-            rows.append((int(u + 1), int(item_ids[i]), rating, 1_000_000 + u * 1000 + t))
+            # every user rates at each time step, so a global time cut leaves test for all
+            rows.append((int(u + 1), int(item_ids[i]), rating, 1_000_000 + t * n_users + u))
     interactions = pl.DataFrame(rows, schema={"user_id": pl.Int32, "item_id": pl.Int32,
                                               "rating": pl.Float32, "timestamp": pl.Int64},
                                 orient="row")

@@ -22,10 +22,12 @@ from embedlens.methods.base import (
 @dataclass(frozen=True)
 class ALSParams(EmbeddingParams):
     owner: ClassVar[str] = "als"
-    factors: int = param(64, "latent factors", ge=1)
-    regularization: float = param(0.05, "L2 regularisation", ge=0, log=True)
+    factors: int = param(64, "latent factors", ge=1, log=True, tune=(16, 256))
+    regularization: float = param(0.05, "L2 regularisation", ge=0, log=True,
+                                  tune=(1e-3, 100.0))
     iterations: int = param(15, "ALS sweeps", ge=1)
-    alpha: float = param(1.0, "confidence weight of an interaction", gt=0, log=True)
+    alpha: float = param(1.0, "confidence weight of an interaction", gt=0, log=True,
+                         tune=(0.1, 50.0))
     seed: int = seed_param()
 
 

@@ -25,7 +25,7 @@ from embedlens.methods.base import (
 class EASEParams(Params):
     owner: ClassVar[str] = "ease"
     lambda_: float = param(250.0, "L2 regularisation of the item-item weights", gt=0,
-                           log=True, key="lambda")
+                           log=True, key="lambda", tune=(1.0, 5000.0))
     max_items: int = param(30_000, "refuse catalogues larger than this (dense n x n "
                            "inverse)", ge=1)
 

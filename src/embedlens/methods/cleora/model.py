@@ -33,16 +33,16 @@ from embedlens.prep.incidence import pattern_incidence, pattern_incidence_parque
 class CleoraParams(EmbeddingParams):
     owner: ClassVar[str] = "cleora"
     similarity: str = similarity_param("cosine")
-    dim: int = param(256, "vector dimension", ge=1)
-    iterations: int = param(2, "Markov propagation steps", ge=1)
+    dim: int = param(256, "vector dimension", ge=1, log=True, tune=(64, 1024))
+    iterations: int = param(2, "Markov propagation steps", ge=1, tune=(1, 4))
     expansion: str = param("star", "hyperedge expansion: clique (pairs inside a user) or "
-                           "star (users as nodes)", choices=("clique", "star"))
+                           "star (users as nodes)", choices=("clique", "star"), tune=True)
     normalization: str = param("left", "Markov operator: left (D^-1 A) or symmetric",
-                               choices=("left", "symmetric"))
+                               choices=("left", "symmetric"), tune=True)
     min_rating: float | None = param(None, "keep only interactions rated at least this")
     weighted: bool = param(False, "weight hyperedge members by their rating")
     post: str = param("whiten", "after propagation: none, mean-centring or PCA whitening",
-                      choices=("none", "center", "whiten"))
+                      choices=("none", "center", "whiten"), tune=True)
     seed: int = seed_param()
     device: str = param("cpu", "cpu (numba), torch (CPU tensors), cuda, or auto (cuda when "
                         "present)", choices=("cpu", "torch", "cuda", "auto"))

@@ -39,7 +39,6 @@ from embedlens.methods.base import (
 )
 from embedlens.methods.training import (
     TorchModel,
-    fit_epochs,
     load_network,
     network_arrays,
     save_network,
@@ -96,17 +95,18 @@ def skipgram_pairs(walks: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarr
 class EGESParams(EmbeddingParams):
     owner: ClassVar[str] = "eges"
     similarity: str = similarity_param("cosine")
-    dim: int = param(64, "vector dimension", ge=1)
+    dim: int = param(64, "vector dimension", ge=1, log=True, tune=(16, 128))
     weights: str = param("item", "field weights: one softmax per item (the paper's) or one "
-                         "for all items", choices=("item", "global"))
-    side_info: bool = param(True, "use genres, tags and year (False: DeepWalk-style SGNS)")
+                         "for all items", choices=("item", "global"), tune=True)
+    side_info: bool = param(True, "use genres, tags and year (False: DeepWalk-style SGNS)",
+                            tune=True)
     num_walks: int = param(10, "walks started from every movie", ge=1)
     walk_length: int = param(20, "movies per walk", ge=2)
-    window: int = param(3, "skip-gram window", ge=1)
-    negatives: int = param(5, "negative samples per pair", ge=1)
-    epochs: int = param(3, "passes over the skip-gram pairs", ge=1)
+    window: int = param(3, "skip-gram window", ge=1, tune=(1, 5))
+    negatives: int = param(5, "negative samples per pair", ge=1, tune=(2, 10))
+    epochs: int = param(3, "passes over the skip-gram pairs", ge=1, tune=(1, 5))
     batch_size: int = param(4096, "pairs per mini-batch", ge=1)
-    lr: float = param(0.01, "Adam learning rate", gt=0, log=True)
+    lr: float = param(0.01, "Adam learning rate", gt=0, log=True, tune=(1e-3, 5e-2))
     year_bucket: int = param(5, "years per release-year bucket", ge=1)
     seed: int = seed_param()
     device: str = device_param()
@@ -162,7 +162,7 @@ class EGESModel(TorchModel):
                      + torch.nn.functional.logsigmoid(-neg).sum(-1).mean())
 
         # skip-gram has no held-out signal to stop on: every epoch runs
-        self.history = fit_epochs(net, opt, device, c_t.numel(), batch_loss, p.epochs,
+        self.history = self.train_loop(net, opt, device, c_t.numel(), batch_loss, p.epochs,
                                   p.batch_size, "eges")
         self._net = copy.deepcopy(net).cpu().eval()
         vectors = self._net.export()

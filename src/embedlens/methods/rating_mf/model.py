@@ -18,7 +18,6 @@ from embedlens.methods.base import item_metadata
 from embedlens.methods.training import (
     TorchModel,
     TrainingParams,
-    fit_epochs,
     holdout,
     load_network,
     network_arrays,
@@ -31,12 +30,13 @@ NET_FILE = "rating_net.npz"
 @dataclass(frozen=True)
 class RatingParams(TrainingParams):
     owner: ClassVar[str] = "rating-mf"
-    dim: int = param(32, "vector dimension", ge=1)
+    dim: int = param(32, "vector dimension", ge=1, log=True, tune=(8, 128))
     head: str = param("dot", "rating = biases + dot(u, i), an MLP on u * i, or an MLP on "
                       "[u, i]", choices=("dot", "mlp", "concat"))
     epochs: int = param(50, "most passes over the train rows", ge=1)
-    batch_size: int = param(512, "rows per mini-batch", ge=1)
-    weight_decay: float = param(1e-4, "AdamW weight decay", ge=0)
+    batch_size: int = param(512, "rows per mini-batch", ge=1, log=True, tune=(128, 4096))
+    weight_decay: float = param(1e-4, "AdamW weight decay", ge=0, log=True,
+                                tune=(1e-6, 1e-2))
 
 
 class RatingModel(TorchModel):
@@ -78,7 +78,7 @@ class RatingModel(TorchModel):
                 return float(torch.sqrt(torch.nn.functional.mse_loss(net(vu, vi), vr))) \
                     if vu.numel() else 0.0
 
-        self.history = fit_epochs(
+        self.history = self.train_loop(
             net, opt, device, u.numel(), batch_loss, p.epochs, p.batch_size, "rating-mf",
             validate, "val_rmse", higher_is_better=False, patience=p.patience,
         )

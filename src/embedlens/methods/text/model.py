@@ -60,7 +60,7 @@ class TextParams(EmbeddingParams):
     encoder: str = param(DEFAULT_ENCODER, "sentence encoder: the bundled default, or a "
                          "local sentence-transformers model (path or cached name)")
     model2vec_path: str | None = param(None, "a local model2vec static model instead (fast)")
-    tags: bool = param(True, "put each movie's most used tags in its text")
+    tags: bool = param(True, "put each movie's most used tags in its text", tune=True)
     max_tags: int = param(10, "most tags per movie", ge=0)
     batch_size: int = param(64, "texts per encoder batch", ge=1)
     cache: bool = param(True, "keep encodings in the on-disk cache")

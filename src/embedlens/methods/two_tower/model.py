@@ -18,7 +18,6 @@ from embedlens.methods.base import item_metadata
 from embedlens.methods.training import (
     TorchModel,
     TrainingParams,
-    fit_epochs,
     holdout,
 )
 
@@ -44,14 +43,15 @@ def _genre_bags(train: InteractionMatrix, dataset: Dataset | None):
 @dataclass(frozen=True)
 class TwoTowerParams(TrainingParams):
     owner: ClassVar[str] = "two-tower"
-    dim: int = param(64, "vector dimension", ge=1)
+    dim: int = param(64, "vector dimension", ge=1, log=True, tune=(16, 128))
     loss: str = param("bce", "bce with sampled negatives, or in-batch softmax with logQ "
-                      "correction", choices=("bce", "softmax"))
-    negatives: int = param(10, "sampled negatives per positive (bce)", ge=1)
+                      "correction", choices=("bce", "softmax"), tune=True)
+    negatives: int = param(10, "sampled negatives per positive (bce)", ge=1, log=True,
+                           tune=(2, 50))
     sampler: str = param("uniform", "how negatives are drawn (bce)",
                          choices=("uniform", "popularity"))
     temperature: float = param(0.1, "softmax temperature", gt=0)
-    features: bool = param(True, "add the genre bag to the item tower")
+    features: bool = param(True, "add the genre bag to the item tower", tune=True)
 
 
 class TwoTowerModel(TorchModel):
@@ -107,7 +107,7 @@ class TwoTowerModel(TorchModel):
                 torch.cat([pos_s[:, None], neg_s], 1),
                 torch.cat([torch.ones_like(pos_s[:, None]), torch.zeros_like(neg_s)], 1))
 
-        self.history = fit_epochs(
+        self.history = self.train_loop(
             net, opt, device, users_t.numel(), batch_loss, p.epochs, p.batch_size, "two-tower",
             lambda: self._validate(net, fit_m, val_m, val_users), "val_ndcg@10",
             higher_is_better=True, patience=p.patience,

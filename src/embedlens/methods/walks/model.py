@@ -31,14 +31,14 @@ class WalkParams(EmbeddingParams):
     window"). negative, epochs, sample and workers apply to embedding="sgns" only."""
 
     similarity: str = similarity_param("cosine")
-    dim: int = param(64, "vector dimension", ge=1)
-    window: int = param(1, "walk positions apart that count as a pair", ge=1)
+    dim: int = param(64, "vector dimension", ge=1, log=True, tune=(16, 256))
+    window: int = param(1, "walk positions apart that count as a pair", ge=1, tune=(1, 3))
     embedding: str = param("pmi-svd", "how walks become vectors: SVD of their positive PMI "
                            "matrix, or gensim skip-gram", choices=("pmi-svd", "sgns"))
     negative: int = param(5, "negative samples per pair (sgns)", ge=1)
     epochs: int = param(20, "passes over the walks (sgns)", ge=1)
-    num_walks: int = param(10, "walks started from every node", ge=1)
-    walk_length: int = param(40, "nodes per walk", ge=2)
+    num_walks: int = param(10, "walks started from every node", ge=1, tune=(5, 20))
+    walk_length: int = param(40, "nodes per walk", ge=2, tune=(10, 80))
     seed: int = seed_param()
     workers: int = param(1, "gensim worker threads (sgns; 1 is deterministic)", ge=1)
     sample: float = param(1e-3, "down-sampling of frequent nodes (sgns)", ge=0)

@@ -1,0 +1,1 @@
+"""ELSA: the scalable linear shallow autoencoder (Vančura et al. 2022)."""

@@ -1,0 +1,127 @@
+"""Tuning: a validation split cut from train only, declared search spaces, resumable
+studies, pruning hooks, and `tune` / `run --tune` end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from embedlens.app.tune import tune_method, validation_split
+from embedlens.core.errors import DataError
+from embedlens.methods.registry import get_method, method_names
+from embedlens.prep.protocols import get_protocol
+from embedlens.testing import planted_log
+from test_cli import run
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return planted_log()
+
+
+@pytest.fixture(scope="module")
+def planted_csv(tmp_path_factory, planted):
+    path = tmp_path_factory.mktemp("planted") / "planted.csv"
+    planted.interactions.write_csv(path)
+    return path
+
+
+@pytest.mark.parametrize("protocol", ["user-time-0.2", "random-0.2", "global-time-0.2"])
+def test_validation_is_cut_from_train_by_the_protocols_rule(planted, protocol):
+    split = get_protocol(protocol).split(planted.interactions)
+    train_ds, val = validation_split(planted, protocol)
+    key = ["user_id", "item_id"]
+    test_pairs = split.test_all.select(key)
+    # nothing of the protocol's test part is seen while tuning
+    for part in (val.split.train, val.split.test_all):
+        assert part.join(test_pairs, on=key, how="semi").height == 0
+    assert train_ds.interactions.height == split.train.height
+    if protocol == "global-time-0.2":  # the same rule: the last 20% of train by time
+        assert val.split.test_all["timestamp"].min() >= val.split.train["timestamp"].max()
+
+
+def test_every_tuned_parameter_has_a_valid_range():
+    for name in method_names():
+        params = get_method(name).Params
+        for key, spec in params.search_space().items():
+            if spec.tune is True:
+                continue
+            low, high = spec.tune
+            assert low < high, (name, key)
+            for value in (low, high):  # both ends are values the method accepts
+                get_method(name)(**{key: value})
+
+
+def test_tune_searches_the_declared_space_and_resumes(planted, tmp_path):
+    first = tune_method("ease", planted, "random-0.2", tmp_path, trials=3, seed=1)
+    assert first.trials == 3 and first.searched == ["lambda"]
+    assert 1.0 <= first.params["lambda"] <= 5000.0 and 0 < first.value <= 1
+    assert (tmp_path / "ease.journal").is_file()
+    again = tune_method("ease", planted, "random-0.2", tmp_path, trials=5, seed=1)
+    assert again.trials == 5  # the three completed trials were kept, two more ran
+    assert again.value >= first.value
+    nothing = tune_method("pop", planted, "random-0.2", tmp_path, trials=3)
+    assert nothing.trials == 0 and nothing.params == {} and nothing.value is None
+
+
+def test_torch_methods_report_each_epoch_for_pruning(planted):
+    from embedlens.evaluation.splits import EvalSplit
+
+    data = EvalSplit.prepare(planted, "random-0.2")
+    heard = []
+    model = get_method("rating-mf")(epochs=3, patience=5, device="cpu")
+    model.epoch_hook = lambda epoch, score: heard.append((epoch, score))
+    model.fit(data.train)
+    assert [e for e, _ in heard] == [1, 2, 3]
+    # higher is better for the listener: rating-mf's RMSE arrives negated
+    assert [s for _, s in heard] == [-v for v in model.history["val_rmse"]]
+
+
+def test_tune_command_writes_a_config_run_takes(planted_csv, tmp_path):
+    out = tmp_path / "tuned"
+    printed = run("--quiet", "tune", "ease,cleora,pop", "--dataset", str(planted_csv),
+                  "--protocol", "random-0.2", "--trials", "3", "--out", str(out)).stdout
+    assert "ease" in printed and "cleora" in printed and "(nothing to tune)" in printed
+    record = json.loads((out / "tune.json").read_text())
+    assert record["results"]["cleora"]["trials"] == 3
+    best = (out / "best.toml").read_text()
+    assert "[params.ease]" in best and "[params.cleora]" in best
+    run("--quiet", "run", "--config", str(out / "best.toml"), "--out", str(tmp_path / "r"))
+    rows = {r["method"]: r for r in json.loads((tmp_path / "r" / "leaderboard.json")
+                                               .read_text())}
+    assert rows["ease"]["status"] == "ok" and rows["cleora"]["status"] == "ok"
+    # the same folder cannot continue another protocol's search
+    proc = run("tune", "ease", "--dataset", str(planted_csv), "--protocol", "user-time-0.2",
+               "--trials", "2", "--out", str(out), ok=False)
+    assert proc.returncode == 2 and "would mix two searches" in proc.stderr
+
+
+def test_run_tune_tunes_every_method_with_one_budget(planted_csv, tmp_path):
+    out = tmp_path / "run"
+    run("--quiet", "run", "--dataset", str(planted_csv), "--protocol", "random-0.2",
+        "--methods", "cleora,ials", "--baselines", "pop,ease", "--tune", "2", "--out",
+        str(out))
+    rows = {r["method"]: r for r in json.loads((out / "leaderboard.json").read_text())}
+    for name in ("cleora", "ials", "ease"):
+        assert rows[name]["tuning"]["trials"] == 2, name
+        assert rows[name]["tuning"]["budget"] == "2 trials per method"
+        tuned = rows[name]["tuning"]["params"]
+        trained = json.loads((out / name / "run.json").read_text())["params"]
+        assert all(trained[k] == v for k, v in tuned.items()), name  # fitted with the best
+    assert rows["pop"]["tuning"]["trials"] == 0
+    md = (out / "leaderboard.md").read_text()
+    assert "Tuned on a validation split cut from train (2 trials per method" in md
+    assert (out / "tuning" / "cleora.journal").is_file()
+
+
+def test_a_bad_tune_budget_is_refused_before_anything_runs(tmp_path):
+    from embedlens.app.config import RunConfig
+
+    with pytest.raises(DataError, match="tune_trials must be a whole number"):
+        RunConfig(tune_trials=0)
+    proc = run("run", "--tune", "0", "--out", str(tmp_path / "x"), ok=False)
+    assert proc.returncode == 2 and not (tmp_path / "x").exists()
+    assert np.isfinite(1.0) and pl is not None
