@@ -245,6 +245,9 @@ def run(
                                              "split cut from train.")] = None,
     tune_timeout: Annotated[float | None, typer.Option(
         "--tune-timeout", min=1, help="Or: seconds of tuning per method.")] = None,
+    seeds: Annotated[int | None, typer.Option("--seeds", min=1, help="Train each seeded "
+                                              "method N times (seed, seed+1, ...); rank by "
+                                              "the mean, with a CI over seeds.")] = None,
 ) -> None:
     """Train every method and baseline on one split; write the leaderboard and report.html."""
     from dataclasses import replace
@@ -262,6 +265,7 @@ def run(
         "dataset": dataset, "protocol": protocol, "methods": methods, "baselines": baselines,
         "seed": seed, "k": k, "data_dir": str(data_dir) if data_dir else None,
         "columns": _columns(columns), "tune_trials": tune, "tune_timeout": tune_timeout,
+        "seeds": seeds,
     }
     cfg = replace(base, **{key: v for key, v in given.items() if v is not None})
     result = run_all(cfg, out, force=force, resume=resume)
@@ -397,7 +401,7 @@ def similar(
     from embedlens.io.runs import load_run
     from embedlens.methods.base import ItemVectors
 
-    info, model = load_run(method_dir(run, method, "items"))
+    info, model = load_run(method_dir(run, method, "similar"))
     if not isinstance(model, ItemVectors):
         raise EmbedlensError(f"{info.method} has no item embeddings to compare movies with.")
     items = model.item_vectors()
@@ -412,10 +416,13 @@ def coldstart(
     genres: Annotated[str, typer.Option("--genres", help='e.g. "Action|Adventure|Sci-Fi"')] = "",
     tags: Annotated[str, typer.Option("--tags", help='e.g. "marvel,superhero"')] = "",
     year: Annotated[int | None, typer.Option("--year", help="Release year.")] = None,
+    title: Annotated[str | None, typer.Option("--title", help="Title (methods that read "
+                                              "text use it).")] = None,
     k: Annotated[int, typer.Option("--k", help="How many neighbours.")] = 10,
     method: MethodOpt = None,
 ) -> None:
-    """Embed a movie nobody has rated from its side information; list its neighbours."""
+    """Embed a movie nobody has rated from its side information (EGES) or its text (text);
+    list its neighbours."""
     from embedlens.app.queries import method_dir
     from embedlens.io.runs import load_run
     from embedlens.methods.base import ColdStart, ItemVectors
@@ -424,7 +431,8 @@ def coldstart(
     if not (isinstance(model, ColdStart) and isinstance(model, ItemVectors)):
         raise EmbedlensError(f"{info.method} cannot embed unseen movies; train eges.")
     vector = model.coldstart(
-        [g for g in genres.split("|") if g], [t for t in tags.split(",") if t], year
+        [g for g in genres.split("|") if g], [t for t in tags.split(",") if t], year,
+        title=title,
     )
     title = f"Nearest to an unseen movie (genres={genres!r}, tags={tags!r})"
     console.print(_neighbours_table(title, model.item_vectors().similar_by_vector(vector, k)))

@@ -48,6 +48,7 @@ class RunConfig:
     columns: dict[str, str | None] | None = None
     tune_trials: int | None = None
     tune_timeout: float | None = None
+    seeds: int = 1
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -90,6 +91,8 @@ class RunConfig:
                 raise fail(key, "an integer")
         if self.seed < 0:
             raise DataError(f"config: seed must be >= 0, got {self.seed}.")
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
+            raise fail("seeds", "a whole number of seeds, at least 1")
         if self.tune_trials is not None and (isinstance(self.tune_trials, bool) or not
                                              isinstance(self.tune_trials, int)
                                              or self.tune_trials < 1):

@@ -30,6 +30,7 @@ class Row:
     result: EvalResult | None = None
     error: str | None = None
     tuning: dict[str, Any] | None = None  # trials, budget, searched, params, validation score
+    seeds: dict[str, Any] | None = None  # the metric over several seeds: values, mean, ci95
 
     @property
     def ok(self) -> bool:
@@ -40,6 +41,8 @@ class Row:
                                 "status": self.status}
         if self.tuning is not None:
             head["tuning"] = self.tuning
+        if self.seeds is not None:
+            head["seeds"] = self.seeds
         if self.ok:
             return {**head, **self.result.to_dict(), "method": self.method}  # type: ignore[union-attr]
         return {**head, "error": self.error or ""}
@@ -52,12 +55,13 @@ class Row:
                             "ok/failed).")
         role = str(record.get("role", "method"))
         tuning = record.get("tuning") if isinstance(record.get("tuning"), dict) else None
+        seeds = record.get("seeds") if isinstance(record.get("seeds"), dict) else None
         if record["status"] != "ok":
             return cls(record["method"], role, "failed", error=str(record.get("error", "")),
                        tuning=tuning)
         return cls(record["method"], role, "ok",
                    EvalResult.from_dict(record, f"{where}, row {record['method']!r}"),
-                   tuning=tuning)
+                   tuning=tuning, seeds=seeds)
 
 
 @dataclass
@@ -70,15 +74,44 @@ class Leaderboard:
     def k(self) -> int:
         return next((r.result.k for r in self.rows if r.result is not None), 10)
 
+    def score(self, row: Row) -> float:
+        """What ranks a row: NDCG@k, its mean over seeds when several ran."""
+        if row.seeds is not None and isinstance(row.seeds.get("mean"), float):
+            return float(row.seeds["mean"])
+        assert row.result is not None
+        return row.result.metrics[f"ndcg@{self.k}"]
+
     def ranked(self) -> list[Row]:
-        """Successful rows best first by NDCG@k (ties by name, so the order is stable)."""
-        key = f"ndcg@{self.k}"
-        return sorted((r for r in self.rows if r.ok),
-                      key=lambda r: (-r.result.metrics[key], r.method))  # type: ignore[union-attr]
+        """Successful rows best first by :meth:`score` (ties by name, so the order is
+        stable)."""
+        return sorted((r for r in self.rows if r.ok), key=lambda r: (-self.score(r), r.method))
 
     @property
     def failed(self) -> list[Row]:
         return [r for r in self.rows if not r.ok]
+
+    def neighbours_ranked(self) -> list[Row]:
+        """Rows whose nearest movies were judged, best first by ``sim_ndcg@k``."""
+        key = f"sim_ndcg@{self.k}"
+        judged = [r for r in self.rows if r.result is not None and r.result.similarity
+                  and key in r.result.similarity]
+        return sorted(judged, key=lambda r: (-r.result.similarity[key], r.method))  # type: ignore[union-attr,index]
+
+    def neighbour_cells(self, row: Row) -> list[str]:
+        """sim_ndcg ± CI, genre agreement, neighbour popularity (the one formatter)."""
+        k = self.k
+        sim = row.result.similarity if row.result is not None else None
+        assert sim is not None
+        genre = sim.get(f"genre_agreement@{k}")
+        return [f"{sim[f'sim_ndcg@{k}']:.4f} ± {sim[f'sim_ndcg@{k}_ci95']:.4f}",
+                "" if genre is None else f"{genre:.3f}",
+                f"{sim[f'neighbour_popularity@{k}']:.3f}",
+                f"{sim['sim_queries_embedded']:,} / {sim['sim_queries']:,}"]
+
+    def neighbour_header(self) -> list[str]:
+        k = self.k
+        return [f"sim_ndcg@{k}", f"genre_agreement@{k}", f"neighbour_popularity@{k}",
+                "queries embedded"]
 
     # -- files ----------------------------------------------------------------------------
     def save(self, path: Path) -> Path:
@@ -92,18 +125,31 @@ class Leaderboard:
         return cls([Row.from_dict(r, str(path)) for r in records])
 
     # -- rendering ------------------------------------------------------------------------
-    def header(self, metrics: tuple[str, ...] = CI_METRICS) -> list[str]:
+    def header(self, metrics: tuple[str, ...] = CI_METRICS, compact: bool = False
+               ) -> list[str]:
         """Metric column names of :meth:`cells`."""
         k = self.k
+        if compact:
+            return [f"ndcg@{k}", "± 95% CI", *(f"{m}@{k}" for m in metrics[1:])]
         return [*(f"{m}@{k}" for m in metrics), f"coverage@{k}"]
 
-    def cells(self, row: Row, metrics: tuple[str, ...] = CI_METRICS) -> list[str]:
-        """A row's metrics as text: mean ± 95% CI, then coverage (the one formatter)."""
+    def cells(self, row: Row, metrics: tuple[str, ...] = CI_METRICS, compact: bool = False
+              ) -> list[str]:
+        """A row's metrics as text (the one formatter): mean ± 95% CI each, then coverage;
+        ``compact`` (the terminal): NDCG and its CI apart, the others as means."""
         res = row.result
         assert res is not None
-        out = [f"{res.metrics[f'{m}@{res.k}']:.4f} ± {res.ci95[f'{m}@{res.k}']:.4f}"
-               for m in metrics]
-        return [*out, f"{res.coverage:.4f}"]
+        mean = {m: f"{res.metrics[f'{m}@{res.k}']:.4f}" for m in metrics}
+        ci = {m: f"{res.ci95[f'{m}@{res.k}']:.4f}" for m in metrics}
+        if compact:
+            return [mean[metrics[0]], ci[metrics[0]], *(mean[m] for m in metrics[1:])]
+        return [*(f"{mean[m]} ± {ci[m]}" for m in metrics), f"{res.coverage:.4f}"]
+
+    @staticmethod
+    def seeds_cell(row: Row) -> str:
+        if row.seeds is None:
+            return ""
+        return f"{row.seeds['mean']:.4f} ± {row.seeds['ci95']:.4f}"
 
     @staticmethod
     def fit_cell(row: Row) -> str:
@@ -113,13 +159,30 @@ class Leaderboard:
 
     def markdown(self) -> str:
         """A Markdown table (mean ± 95% CI), failures and rating errors listed below it."""
-        head = ["#", "method", "role", *self.header(), "fit s"]
+        many = any(r.seeds for r in self.rows)
+        head = ["#", "method", "role", *([f"ndcg@{self.k} over seeds"] if many else []),
+                *self.header(), "fit s"]
         lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
         for rank, r in enumerate(self.ranked(), 1):
-            cells = [str(rank), r.method, r.role, *self.cells(r), self.fit_cell(r)]
+            over = [self.seeds_cell(r)] if many else []
+            cells = [str(rank), r.method, r.role, *over, *self.cells(r), self.fit_cell(r)]
             lines.append("| " + " | ".join(cells) + " |")
+        if many:
+            n = max(r.seeds["n"] for r in self.rows if r.seeds)
+            lines += ["", f"Ranked by NDCG@{self.k} averaged over {n} seeds (± the 95% CI "
+                      "over seeds, Student's t); the other columns are the first seed's, "
+                      "± the 95% CI over test users. Methods without a seed ran once."]
         if self.failed:
             lines += ["", "Failed:", ""] + [f"- {r.method}: {r.error}" for r in self.failed]
+        judged = self.neighbours_ranked()
+        if judged:
+            head = ["#", "method", *self.neighbour_header()]
+            lines += ["", "Nearest movies (`similar`), judged against held-out companions "
+                      "(movies test users went on to like more often than popularity "
+                      "predicts):", "", "| " + " | ".join(head) + " |",
+                      "|" + " --- |" * len(head)]
+            lines += ["| " + " | ".join([str(n), r.method, *self.neighbour_cells(r)]) + " |"
+                      for n, r in enumerate(judged, 1)]
         tuned = [r for r in self.ranked() if r.tuning]
         if tuned:
             budget = tuned[0].tuning.get("budget", "") if tuned[0].tuning else ""
@@ -153,6 +216,16 @@ class Leaderboard:
                 for i, c in enumerate(cells)) + "</tr>")
         return "".join(out) + "</table>"
 
+    def neighbours_html(self) -> str:
+        """The neighbour judgement as an HTML table, best first."""
+        e = html.escape
+        head = ["#", "method", *self.neighbour_header()]
+        out = ["<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>"]
+        for n, r in enumerate(self.neighbours_ranked(), 1):
+            cells = [str(n), e(r.method), *self.neighbour_cells(r)]
+            out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        return "".join(out) + "</table>"
+
     def terminal(self, title: str) -> Any:
         """A rich table (fewer columns), baselines dimmed; cells are text, never markup."""
         from rich import box
@@ -160,9 +233,50 @@ class Leaderboard:
         from rich.text import Text
 
         table = Table(title=Text(title), box=box.SIMPLE_HEAD)
-        for col in ("#", "method", *self.header(TERMINAL_METRICS), "fit s"):
+        for col in ("#", "method", *self.header(TERMINAL_METRICS, compact=True), "fit s"):
             table.add_column(col, justify="left" if col == "method" else "right")
         for rank, r in enumerate(self.ranked(), 1):
-            table.add_row(str(rank), Text(r.method), *self.cells(r, TERMINAL_METRICS),
-                          self.fit_cell(r), style="dim" if r.role == "baseline" else None)
+            table.add_row(str(rank), Text(r.method),
+                          *self.cells(r, TERMINAL_METRICS, compact=True), self.fit_cell(r),
+                          style="dim" if r.role == "baseline" else None)
         return table
+
+
+def coldstart_cells(row: dict[str, Any], k: int) -> list[str]:
+    """A cold-start row as text: held-out NDCG@k ± CI, HitRate, full-catalogue NDCG."""
+    held, full = row["held_out"], row.get("full")
+    return [f"{held[f'ndcg@{k}']:.4f} ± {held[f'ndcg@{k}_ci95']:.4f}",
+            f"{held[f'hitrate@{k}']:.4f}",
+            "" if not full else f"{full[f'ndcg@{k}']:.4f} ± {full[f'ndcg@{k}_ci95']:.4f}",
+            "" if not full else f"{full[f'cold_share@{k}']:.2f}"]
+
+
+def coldstart_header(k: int) -> list[str]:
+    return [f"held-out ndcg@{k}", f"held-out hitrate@{k}", f"full-catalogue ndcg@{k}",
+            "cold share of top-k"]
+
+
+def coldstart_markdown(record: dict[str, Any], k: int) -> str:
+    """The cold-start leaderboard as Markdown (``record``: what coldstart.json holds)."""
+    if record.get("error"):
+        return f"Cold start could not be measured: {record['error']}\n"
+    head = ["#", "ranking", *coldstart_header(k)]
+    lines = [f"{record['held_out_movies']:,} movies held out entirely ({record['fraction']:.0%}"
+             f"), {record['test_users']:,} users who rated them:", "",
+             "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    lines += ["| " + " | ".join([str(n), r["ranking"], *coldstart_cells(r, k)]) + " |"
+              for n, r in enumerate(record["rows"], 1)]
+    return "\n".join(lines) + "\n"
+
+
+def coldstart_html(record: dict[str, Any], k: int) -> str:
+    e = html.escape
+    if record.get("error"):
+        return f"<p class=failed>Cold start could not be measured: {e(record['error'])}</p>"
+    head = ["#", "ranking", *coldstart_header(k)]
+    out = ["<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>"]
+    for n, r in enumerate(record["rows"], 1):
+        cells = [str(n), e(r["ranking"]), *coldstart_cells(r, k)]
+        out.append(f"<tr class={e(r['role'])}>" + "".join(f"<td>{c}</td>" for c in cells)
+                   + "</tr>")
+    return "".join(out) + "</table>"

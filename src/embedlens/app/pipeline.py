@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from embedlens.app.config import RunConfig
-from embedlens.app.leaderboard import LEADERBOARD, Leaderboard, Row
-from embedlens.app.queries import MANIFEST
+from embedlens.app.leaderboard import LEADERBOARD, Leaderboard, Row, coldstart_markdown
+from embedlens.app.queries import COLDSTART, MANIFEST
 from embedlens.app.train import fit_and_save, save_train, score_run
 from embedlens.core.errors import DataError, EmbedlensError
 from embedlens.core.files import read_json_object, write_json, write_text
@@ -41,8 +43,10 @@ from embedlens.io.runs import RUN_FILE, load_run, resolve_dir, versions
 from embedlens.methods.base import Model
 from embedlens.methods.registry import get_method
 
-#: A tuned method's search record, beside its run.
-TUNING_FILE = "tuning.json"
+#: A tuned method's search record, and its results over several seeds, beside its run.
+TUNING_FILE, SEEDS_FILE = "tuning.json", "seeds.json"
+#: The share of movies the cold-start leaderboard holds out.
+COLD_FRACTION = 0.1
 
 
 class RunInterrupted(EmbedlensError):
@@ -57,6 +61,7 @@ class RunResult:
     board: Leaderboard
     models: dict[str, Model] = field(default_factory=dict)
     seconds: float = 0.0
+    coldstart: dict[str, Any] | None = None  # coldstart.json: the cold-start leaderboard
 
     @property
     def failed(self) -> list[str]:
@@ -64,13 +69,14 @@ class RunResult:
 
 
 def run_all(config: RunConfig, out: str | Path, force: bool = False,
-            resume: bool = False) -> RunResult:
+            resume: bool = False, dataset: Dataset | None = None) -> RunResult:
     """Train and evaluate every method of ``config`` on one split; write the run directory.
 
     Everything is checked (names, types, every parameter value) and the data loaded and
     split before ``out`` is touched. ``out`` must be new or empty, or a run folder embedlens
     made: ``force`` empties it, ``resume`` keeps the methods it finished (the config must be
-    the one it was started with) and runs the rest.
+    the one it was started with) and runs the rest. ``dataset`` runs on data already in
+    memory (``config.dataset`` then only names it in the records).
     """
     started = time.perf_counter()
     out = Path(out)
@@ -79,7 +85,8 @@ def run_all(config: RunConfig, out: str | Path, force: bool = False,
     config.data_dir = resolve_dir(config.data_dir)
     config.validate()
     preflight(out, force=force, resume=resume, occupied=_occupied)
-    ds = load_dataset(config.dataset, data_dir=config.data_dir, columns=config.columns)
+    ds = dataset if dataset is not None else load_dataset(
+        config.dataset, data_dir=config.data_dir, columns=config.columns)
     data = EvalSplit.prepare(ds, config.protocol)
     folder = claim(out, "run", force=force, resume=resume, occupied=_occupied)
     try:
@@ -102,6 +109,7 @@ def _run_in(folder: OwnedFolder, config: RunConfig, ds: Dataset, data: EvalSplit
     save_train(out, ds, data)  # one train matrix for every method's queries
     note(f"{ds.name}: {ds.n_interactions:,} ratings; {config.protocol}: "
          f"{data.train.ratings.nnz:,} train, {data.users.size:,} test users")
+    neighbours = _neighbour_split(data, ds)
     tune_split = None
     if config.tuned:
         from embedlens.app.tune import validation_split
@@ -114,7 +122,9 @@ def _run_in(folder: OwnedFolder, config: RunConfig, ds: Dataset, data: EvalSplit
                 info, model = load_run(out / name)
                 result.models[name] = model
                 kept, tuning = finished[name]
-                rows.append(Row(name, role, "ok", kept, tuning=tuning))
+                seeds = (read_json_object(out / name / SEEDS_FILE, "seeds record")
+                         if (out / name / SEEDS_FILE).is_file() else None)
+                rows.append(Row(name, role, "ok", kept, tuning=tuning, seeds=seeds))
                 note(f"[{i}/{len(names)}] {name}: finished earlier, kept")
                 continue
             note(f"[{i}/{len(names)}] {name} …")
@@ -131,7 +141,8 @@ def _run_in(folder: OwnedFolder, config: RunConfig, ds: Dataset, data: EvalSplit
                 model = get_method(name)(**params)
                 info = fit_and_save(model, ds, data, sub, config.dataset, config.data_dir,
                                     config.columns, with_train=False)
-                report = score_run(sub, info, model, data, config.k)
+                report = score_run(sub, info, model, data, config.k, neighbours)
+                seeds = _other_seeds(name, params, report, config, ds, data)
             except Exception as exc:  # one method's failure must not stop the run
                 write_text(sub / "error.txt", traceback.format_exc())
                 error = f"{type(exc).__name__}: {exc}"
@@ -144,8 +155,10 @@ def _run_in(folder: OwnedFolder, config: RunConfig, ds: Dataset, data: EvalSplit
             config.params[name] = model.params  # resolved: the config file repeats the run
             if tuning is not None:
                 write_json(sub / TUNING_FILE, tuning)
+            if seeds is not None:
+                write_json(sub / SEEDS_FILE, seeds)
             ndcg = f"ndcg@{config.k}"
-            rows.append(Row(name, role, "ok", report, tuning=tuning))
+            rows.append(Row(name, role, "ok", report, tuning=tuning, seeds=seeds))
             states[name] = "ok"
             _write_manifest(out, config, "running", states)
             note(f"[{i}/{len(names)}] {name}: fit {info.fit_seconds:.1f} s, "
@@ -160,9 +173,78 @@ def _run_in(folder: OwnedFolder, config: RunConfig, ds: Dataset, data: EvalSplit
         raise RunInterrupted(
             f"Interrupted: {out} keeps {done} of {len(names)} finished methods. `embedlens run "
             f"--out {out} --resume` finishes it; --force starts over.") from None
+    result.coldstart = _coldstart_stage(config, ds, out)
     result.seconds = round(time.perf_counter() - started, 1)
     _write_outputs(result, config, ds, data, states)
     return result
+
+
+def _coldstart_stage(config: RunConfig, ds: Dataset, out: Path) -> dict[str, Any] | None:
+    """The cold-start leaderboard (``coldstart.json``): the run's methods that can place an
+    unseen movie, fitted again (with the run's parameters) on the cold-start split, beside
+    genre popularity and random order. None when no such method runs or the data has no
+    movie table; a failure is recorded, and the run goes on."""
+    from embedlens.evaluation.coldstart import ColdSplit, coldstart_board
+    from embedlens.methods.base import can
+
+    able = [n for n in config.all_methods if can(get_method(n), "coldstart")]
+    if not able or ds.items is None:
+        return None
+    note(f"cold start: {', '.join(able)} on 10% of movies held out entirely …")
+    record: dict[str, Any] = {"fraction": COLD_FRACTION}
+    try:
+        split = ColdSplit.prepare(ds, COLD_FRACTION, config.seed)
+        models = {n: get_method(n)(**config.method_params(n)).fit(split.train,
+                                                                    split.train_dataset)
+                  for n in able}
+        record.update(held_out_movies=int(split.cold_items.size),
+                      test_users=int(split.test["user_id"].n_unique()),
+                      rows=coldstart_board(models, split, config.k, config.seed))
+    except Exception as exc:  # the warm leaderboard stands without it
+        record["error"] = f"{type(exc).__name__}: {exc}"
+    write_json(out / COLDSTART, record)
+    return record
+
+
+def _other_seeds(name: str, params: dict[str, Any], first: EvalResult, config: RunConfig,
+                 ds: Dataset, data: EvalSplit) -> dict[str, Any] | None:
+    """With ``config.seeds`` > 1: the method fitted again with seeds ``seed+1, ...`` (in
+    memory; the run keeps the first), each scored on test; the mean NDCG@k over all seeds
+    and its 95% CI over seeds (Student's t). None for one seed or a method without one."""
+    if config.seeds < 2 or not get_method(name).Params.has("seed"):
+        return None
+    from embedlens.evaluation.evaluate import evaluate_model
+
+    key = f"ndcg@{config.k}"
+    values, seeds = [first.metrics[key]], [params["seed"]]
+    for n in range(1, config.seeds):
+        seed = params["seed"] + n
+        model = get_method(name)(**{**params, "seed": seed})
+        model.fit(data.train, data.train_dataset(ds))
+        values.append(evaluate_model(model, data, config.k).metrics[key])
+        seeds.append(seed)
+    return seed_summary(seeds, values, key)
+
+
+def seed_summary(seeds: list[int], values: list[float], key: str) -> dict[str, Any]:
+    """Mean and 95% CI half-width (Student's t over seeds) of one metric."""
+    from scipy import stats
+
+    arr = np.asarray(values, dtype=np.float64)
+    half = float(stats.t.ppf(0.975, arr.size - 1) * arr.std(ddof=1) / np.sqrt(arr.size))
+    return {"n": int(arr.size), "seeds": seeds, "metric": key, "values": arr.tolist(),
+            "mean": float(arr.mean()), "ci95": half}
+
+
+def _neighbour_split(data: EvalSplit, ds: Dataset) -> tuple[Any, Dataset] | None:
+    """The held-out companions every method's neighbours are judged against (None when the
+    split has too few test users to say)."""
+    from embedlens.evaluation.similarity import SimilaritySplit
+
+    try:
+        return SimilaritySplit.prepare(data), ds
+    except DataError:
+        return None
 
 
 def _tuned(name: str, params: dict[str, Any], config: RunConfig, ds: Dataset, out: Path,
@@ -188,7 +270,7 @@ def _finished(out: Path, config: RunConfig
         raise DataError(f"{out} holds no embedlens run to resume ({MANIFEST} is missing); "
                         "use --force to start over.")
     before = read_json_object(manifest, "run manifest")
-    for key in ("dataset", "protocol", "seed", "tune_trials", "tune_timeout"):
+    for key in ("dataset", "protocol", "seed", "tune_trials", "tune_timeout", "seeds"):
         if before.get(key) != getattr(config, key):
             raise DataError(
                 f"{out} was started with {key} = {before.get(key)!r}; resuming it with "
@@ -236,12 +318,16 @@ def _write_outputs(result: RunResult, config: RunConfig, ds: Dataset, data: Eval
     out = result.out
     config.to_toml(out / "config.toml")
     result.board.save(out / LEADERBOARD)
-    write_text(out / "leaderboard.md", result.board.markdown())
+    markdown = result.board.markdown()
+    if result.coldstart is not None:
+        markdown += "\nCold start (movies nobody rated, placed from side information):\n\n"
+        markdown += coldstart_markdown(result.coldstart, config.k)
+    write_text(out / "leaderboard.md", markdown)
     from embedlens.app.report import write_report
 
     try:
         write_report(out / "report.html", result.board, result.models, config, ds, data,
-                     result.seconds)
+                     result.seconds, result.coldstart)
     except Exception as exc:  # the numbers are written; the run is not complete without it
         write_text(out / "report-error.txt", traceback.format_exc())
         _write_manifest(out, config, "report failed", states, result.seconds)
@@ -259,6 +345,7 @@ def _write_manifest(
         "command": "embedlens run", "state": state, "dataset": config.dataset,
         "protocol": config.protocol, "seed": config.seed, "seconds": seconds,
         "tune_trials": config.tune_trials, "tune_timeout": config.tune_timeout,
+        "seeds": config.seeds,
         "versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "methods": methods,
     }

@@ -7,13 +7,14 @@ from pathlib import Path
 
 from embedlens.app.leaderboard import LEADERBOARD, Leaderboard
 from embedlens.core.errors import DataError
-from embedlens.core.files import read_json_object
+from embedlens.core.files import read_json, read_json_object
 from embedlens.io.folders import MARKER
 from embedlens.io.runs import RUN_FILE
 from embedlens.methods.base import can
 from embedlens.methods.registry import get_method
 
 MANIFEST = "manifest.json"
+COLDSTART = "coldstart.json"
 
 
 def method_dir(run: str | Path, method: str | None = None, need: str = "any") -> Path:
@@ -21,7 +22,8 @@ def method_dir(run: str | Path, method: str | None = None, need: str = "any") ->
 
     ``run`` is either one method's run (``embedlens train``) or a whole ``embedlens run``;
     for the latter ``method`` picks the sub-run, by default the best one on the leaderboard
-    that can answer the query (``need``: "any", "items" or "coldstart").
+    that can answer the query (``need``: "any", "items", "similar" (items, best at
+    neighbours first) or "coldstart" (best on the cold-start leaderboard first)).
     """
     run = Path(run)
     if (run / RUN_FILE).is_file():
@@ -61,8 +63,22 @@ def read_leaderboard(run: Path) -> Leaderboard:
 
 
 def _able(run: Path, need: str) -> list[str]:
-    """The successful methods of a full run that can answer ``need``, best first."""
-    able = [r.method for r in read_leaderboard(run).ranked() if _can(r.method, need)]
+    """The successful methods of a full run that can answer ``need``, best first: for
+    "similar", best at neighbours where they were judged, else best at ranking."""
+    board = read_leaderboard(run)
+    order = board.ranked()
+    judged: list[str] = []
+    if need == "similar":
+        judged = [r.method for r in board.neighbours_ranked()]
+        need = "items"
+    elif need == "coldstart" and (run / COLDSTART).is_file():
+        record = read_json(run / COLDSTART, "cold-start record")
+        rows = record.get("rows", []) if isinstance(record, dict) else []
+        judged = [r["ranking"] for r in rows if isinstance(r, dict) and "ranking" in r]
+    if judged:  # best at the task first, then the rest in leaderboard order
+        order = sorted(order, key=lambda r: judged.index(r.method) if r.method in judged
+                       else len(judged))
+    able = [r.method for r in order if _can(r.method, need)]
     if not able:
         raise DataError(f"No method of {run} can answer this ({need} needed).")
     return able

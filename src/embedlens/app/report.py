@@ -9,7 +9,7 @@ import io
 import json
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,7 +42,7 @@ img{max-width:100%} pre{background:#f4f4f4;padding:1em;overflow:auto;font-size:.
 
 def write_report(
     path: Path, board: Leaderboard, models: dict[str, Model], config: RunConfig, ds: Dataset,
-    data: EvalSplit, seconds: float,
+    data: EvalSplit, seconds: float, coldstart: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``report.html`` for a finished run in ``path``'s folder."""
     out = path.parent
@@ -63,6 +63,24 @@ def write_report(
     if board.failed:
         parts.append("<p class=failed>Failed: " + "; ".join(
             f"<b>{_e(r.method)}</b>: {_e(r.error)}" for r in board.failed) + "</p>")
+    if board.neighbours_ranked():
+        parts += ["<h2>How good are the neighbours?</h2>",
+                  f"<p>Each method's {k} nearest movies (cosine) to every movie at least five "
+                  "test users had in train, judged against its held-out companions: movies "
+                  "those users went on to like in the test part more often than popularity "
+                  "predicts. Genre agreement is the mean Jaccard overlap with the query's "
+                  "genres; neighbour popularity the mean popularity percentile (1: the most "
+                  "popular movie).</p>", board.neighbours_html()]
+    if coldstart is not None:
+        from embedlens.app.leaderboard import coldstart_html
+
+        parts += ["<h2>Cold start</h2>",
+                  "<p>10% of the movies are held out entirely (every rating of them leaves "
+                  "train); each method that can places them from side information alone, and "
+                  "every user who rated one is ranked against the held-out movies only, then "
+                  "against the whole catalogue. Genre popularity ranks them by the train "
+                  "share of their genres; random order is what a method without side "
+                  "information can do.</p>", coldstart_html(coldstart, k)]
     famous = famous_movies(data, N_FAMOUS)
     if embedded:
         parts += ["<h2>Nearest neighbours (cosine)</h2>",

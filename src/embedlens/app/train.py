@@ -19,10 +19,11 @@ from embedlens.core.interactions import InteractionMatrix
 from embedlens.data import load_dataset
 from embedlens.data.dataset import Dataset
 from embedlens.evaluation.evaluate import EvalResult, evaluate_model
+from embedlens.evaluation.similarity import SimilaritySplit, evaluate_similarity
 from embedlens.evaluation.splits import EvalSplit
 from embedlens.io.folders import claim, preflight
 from embedlens.io.runs import RunInfo, dataset_ref, load_run, resolve_dir, versions
-from embedlens.methods.base import Model
+from embedlens.methods.base import ItemVectors, Model
 from embedlens.methods.registry import get_method
 from embedlens.prep.protocols import DEFAULT_PROTOCOL, get_protocol
 
@@ -163,12 +164,18 @@ def evaluate_run(
 
 
 def score_run(
-    run_dir: Path, info: RunInfo, model: Model, data: EvalSplit, k: int = 10
+    run_dir: Path, info: RunInfo, model: Model, data: EvalSplit, k: int = 10,
+    neighbours: tuple[SimilaritySplit, Dataset] | None = None,
 ) -> EvalResult:
-    """Evaluate a fitted run's model on ``data``; write ``evaluation-<protocol>.json``."""
+    """Evaluate a fitted run's model on ``data`` (and, given ``neighbours``, judge its
+    nearest movies too); write ``evaluation-<protocol>.json``."""
     result = evaluate_model(model, data, k).with_run(
         method=info.method, dataset=info.dataset, trained_on=info.protocol,
         fit_seconds=info.fit_seconds)
+    if neighbours is not None and isinstance(model, ItemVectors):
+        split, ds = neighbours
+        result = result.with_run(similarity=evaluate_similarity(
+            model.item_vectors(), split, k, ds.items))
     write_json(run_dir / f"evaluation-{data.protocol}.json", result.to_dict())
     return result
 

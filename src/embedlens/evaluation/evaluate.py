@@ -40,6 +40,7 @@ class EvalResult:
     dataset: str | None = None
     trained_on: str | None = None
     fit_seconds: float | None = None
+    similarity: dict[str, Any] | None = None  # the neighbour metrics (evaluation.similarity)
 
     def to_dict(self) -> dict[str, Any]:
         """The flat record of ``evaluation-<protocol>.json`` and ``leaderboard.json``."""
@@ -51,7 +52,8 @@ class EvalResult:
         out[f"coverage@{self.k}"] = self.coverage
         out["users_without_recommendations"] = self.users_without_recommendations
         out["relevant_excluded"] = self.relevant_excluded
-        for key in ("rmse", "mae", "n_ratings", "dataset", "trained_on", "fit_seconds"):
+        for key in ("rmse", "mae", "n_ratings", "dataset", "trained_on", "fit_seconds",
+                    "similarity"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         out["eval_seconds"] = self.eval_seconds
@@ -67,6 +69,8 @@ class EvalResult:
             optional = {key: record[key] for key in ("rmse", "mae", "n_ratings", "dataset",
                                                      "trained_on", "fit_seconds")
                         if record.get(key) is not None}
+            if isinstance(record.get("similarity"), dict):
+                optional["similarity"] = record["similarity"]
             return cls(
                 method=str(record["method"]), protocol=str(record["protocol"]), k=k,
                 n_users=int(record["n_users"]), metrics=metrics, ci95=ci95,

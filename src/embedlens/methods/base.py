@@ -48,7 +48,7 @@ class ColdStart(Protocol):
     """Places a movie nobody has rated, from its side information."""
 
     def coldstart(self, genres: list[str] | None = None, tags: list[str] | None = None,
-                  year: int | None = None) -> np.ndarray: ...
+                  year: int | None = None, title: str | None = None) -> np.ndarray: ...
 
 
 @runtime_checkable

@@ -175,8 +175,9 @@ class EGESModel(TorchModel):
         return self._net.field_weights()
 
     def coldstart(self, genres: list[str] | None = None, tags: list[str] | None = None,
-                  year: int | None = None) -> np.ndarray:
-        """A vector for an unseen movie from its side information alone."""
+                  year: int | None = None, title: str | None = None) -> np.ndarray:
+        """A vector for an unseen movie from its side information alone (genres, tags,
+        year; EGES has no field for the title)."""
         if not any(self.vocab[f] for f in FIELDS):
             raise DataError("This EGES model was trained without side information.")
         values = {

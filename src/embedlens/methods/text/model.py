@@ -5,9 +5,12 @@ movies."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar, Self
 
+import numpy as np
 import polars as pl
 
 from embedlens.core.embeddings import Embeddings
@@ -40,16 +43,21 @@ def movie_texts(items: pl.DataFrame, tags: pl.DataFrame | None, max_tags: int = 
                            maintain_order="left")
     else:
         table = table.with_columns(pl.lit(None, dtype=pl.List(pl.Utf8)).alias("tag"))
-    texts = []
-    for title, year, genres, tag_list in table.select("title", "year", "genres", "tag").iter_rows():
-        text = title if year is None or re.search(r"\(\d{4}", title) else f"{title} ({year})"
-        text += "."
-        if genres:
-            text += f" Genres: {', '.join(genres)}."
-        if tag_list:
-            text += f" Tags: {', '.join(tag_list)}."
-        texts.append(text)
-    return texts
+    return [movie_text(title, year, genres, tag_list) for title, year, genres, tag_list
+            in table.select("title", "year", "genres", "tag").iter_rows()]
+
+
+def movie_text(title: str, year: int | None, genres: list[str] | None,
+               tags: list[str] | None) -> str:
+    """"Title (Year). Genres: a, b. Tags: x, y." for one movie (the year only when the title
+    does not already carry one)."""
+    text = title if year is None or re.search(r"\(\d{4}", title) else f"{title} ({year})"
+    text += "."
+    if genres:
+        text += f" Genres: {', '.join(genres)}."
+    if tags:
+        text += f" Tags: {', '.join(tags)}."
+    return text.strip()
 
 
 @dataclass(frozen=True)
@@ -82,18 +90,33 @@ class TextModel(EmbeddingModel):
         items = dataset.items  # every movie: content needs no interactions (cold start too)
         tags = dataset.tags if p.tags else None
         texts = movie_texts(items, tags, p.max_tags)
-        from embedlens.data.download import cache_dir
-
-        if self.encoder_override is not None:
-            label, override = self.encoder_override
-            identity: dict = {"kind": "injected", "name": label}
-            make = lambda: override  # noqa: E731
-        else:
-            identity = encoder_identity(p.encoder, p.model2vec_path)
-            make = lambda: load_encoder(  # noqa: E731
-                p.encoder, p.model2vec_path, p.batch_size, p.device)
-        cache = cache_dir() / "text-embeddings" if p.cache else None
-        vectors = cached_encode(texts, identity, make, cache)
+        identity, make = self._encoder()
+        vectors = cached_encode(texts, identity, make, self._cache())
         self.item_embeddings = Embeddings(items["item_id"].to_numpy(), vectors, "item",
                                           item_metadata(dataset))
         return self
+
+    def _encoder(self) -> tuple[dict, Callable[[], Encoder]]:
+        """The encoder's identity and a function that loads it (only when needed)."""
+        p = self.p
+        if self.encoder_override is not None:
+            label, override = self.encoder_override
+            return {"kind": "injected", "name": label}, lambda: override
+        return (encoder_identity(p.encoder, p.model2vec_path),
+                lambda: load_encoder(p.encoder, p.model2vec_path, p.batch_size, p.device))
+
+    def _cache(self) -> Path | None:
+        from embedlens.data.download import cache_dir
+
+        return cache_dir() / "text-embeddings" if self.p.cache else None
+
+    def coldstart(self, genres: list[str] | None = None, tags: list[str] | None = None,
+                  year: int | None = None, title: str | None = None) -> np.ndarray:
+        """A vector for a movie nobody has rated, from its text: title (when given), year,
+        genres and tags, encoded like every movie's."""
+        if not (title or genres or tags or year):
+            raise DataError("A text vector needs a title, genres, tags or a year.")
+        text = movie_text(title or "A movie", year, genres,
+                          (tags or [])[: self.p.max_tags])
+        identity, make = self._encoder()
+        return cached_encode([text], identity, make, self._cache())[0]

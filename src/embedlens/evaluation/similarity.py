@@ -1,0 +1,111 @@
+"""Judging ``similar``: are a method's nearest movies ones that people who liked a movie went
+on to like, beyond what popularity explains?
+
+The ground truth comes from the split, never from the method. For a query movie ``i`` (a
+train movie at least ``min_users`` test users had in train), a movie ``j`` is a *held-out
+companion* when at least two test users who had ``i`` in train have ``j`` among their
+relevant *test* items, and more of them than popularity predicts (lift > 1: the count
+exceeds ``|users with i| * |users with j in test| / |test users|``). A method's ``k``
+nearest movies by cosine are scored against the companions:
+
+* ``sim_ndcg@k`` (binary gains, the ranking metric's definition; mean and 95% CI over the
+  query movies; a query the method did not embed scores 0): the headline; ``similar`` uses
+  the method best at it;
+* ``genre_agreement@k``: the mean Jaccard overlap of a neighbour's genres with the query's;
+* ``neighbour_popularity@k``: the mean popularity percentile of the neighbours among train
+  movies (1.0: the most popular): descriptive, showing how popularity-driven they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from embedlens.core.embeddings import Embeddings, l2_normalize
+from embedlens.core.errors import DataError
+from embedlens.evaluation.splits import EvalSplit
+from embedlens.kernels.metrics import NDCG, hit_matrix, mean_ci
+from embedlens.kernels.topk import dot_scorer, topk
+
+
+@dataclass(frozen=True)
+class SimilaritySplit:
+    """Query movies (indices into the train catalogue) and their held-out companions."""
+
+    queries: np.ndarray
+    companions: sp.csr_matrix  # queries x train items, 1 where a companion
+    popularity_pct: np.ndarray  # per train item, its popularity percentile in train
+    item_ids: np.ndarray
+
+    @classmethod
+    def prepare(cls, data: EvalSplit, min_users: int = 5) -> SimilaritySplit:
+        """Companions of every train movie held by at least ``min_users`` test users."""
+        before = data.train.binary()[data.users]  # test users' train items
+        after = data.truth.astype(np.float32)  # their relevant test items
+        n_users = data.users.size
+        holders = np.asarray(before.sum(axis=0)).ravel()  # test users with i in train
+        takers = np.asarray(after.sum(axis=0)).ravel()  # test users with j in test
+        counts = sp.csr_matrix(before.T @ after)  # items x items held-out co-occurrences
+        coo = counts.tocoo()
+        expected = holders[coo.row] * takers[coo.col] / max(1, n_users)
+        keep = (coo.data >= 2) & (coo.data > expected) & (coo.row != coo.col)
+        shape = counts.shape
+        companions = sp.csr_matrix((np.ones(int(keep.sum()), dtype=np.float32),
+                                    (coo.row[keep], coo.col[keep])), shape=shape)
+        has = np.diff(companions.indptr) > 0
+        queries = np.flatnonzero((holders >= min_users) & has)
+        if queries.size == 0:
+            raise DataError("No movie has held-out companions: too few test users to judge "
+                            "neighbours.")
+        popularity = np.asarray(data.train.binary().sum(axis=0)).ravel()
+        order = popularity.argsort(kind="stable")
+        pct = np.empty(popularity.size)
+        pct[order] = (np.arange(popularity.size) + 1) / popularity.size
+        return cls(queries, companions[queries], pct, data.train.items.ids)
+
+
+def evaluate_similarity(items: Embeddings, split: SimilaritySplit, k: int = 10,
+                        genres: pl.DataFrame | None = None) -> dict[str, Any]:
+    """The neighbour metrics of ``items`` (see the module docstring)."""
+    vectors, found = items.aligned(split.item_ids)
+    unit = l2_normalize(vectors)
+    n_items = split.item_ids.size
+    q = split.queries
+    own = sp.csr_matrix((np.ones(q.size, dtype=np.float32), (np.arange(q.size), q)),
+                        shape=(q.size, n_items))
+    query_ok = found[q]
+    scorer = dot_scorer(unit[q], unit, user_ok=query_ok, item_ok=found)
+    neighbours, _ = topk(scorer, np.arange(q.size), n_items, k, exclude=own,
+                         desc="neighbours")
+    hits, n_rel = hit_matrix(neighbours, split.companions)
+    ndcg, ci = mean_ci(NDCG(k)(hits, n_rel))
+    out: dict[str, Any] = {f"sim_ndcg@{k}": ndcg, f"sim_ndcg@{k}_ci95": ci,
+                           "sim_queries": int(q.size),
+                           "sim_queries_embedded": int(query_ok.sum())}
+    valid = neighbours >= 0
+    out[f"neighbour_popularity@{k}"] = float(split.popularity_pct[neighbours[valid]].mean()) \
+        if valid.any() else float("nan")
+    if genres is not None:
+        out[f"genre_agreement@{k}"] = _genre_agreement(q, neighbours, split.item_ids, genres)
+    return out
+
+
+def _genre_agreement(queries: np.ndarray, neighbours: np.ndarray, item_ids: np.ndarray,
+                     genres: pl.DataFrame) -> float:
+    """Mean Jaccard overlap of each neighbour's genres with its query's."""
+    table = dict(zip(genres["item_id"].to_list(), genres["genres"].to_list(), strict=True))
+    sets = [frozenset(table.get(i) or ()) for i in item_ids.tolist()]
+    scores = []
+    for row, query in enumerate(queries.tolist()):
+        mine = sets[query]
+        for n in neighbours[row].tolist():
+            if n < 0:
+                continue
+            other = sets[n]
+            union = mine | other
+            scores.append(len(mine & other) / len(union) if union else 0.0)
+    return float(np.mean(scores)) if scores else float("nan")
