@@ -125,3 +125,20 @@ def test_a_bad_tune_budget_is_refused_before_anything_runs(tmp_path):
     proc = run("run", "--tune", "0", "--out", str(tmp_path / "x"), ok=False)
     assert proc.returncode == 2 and not (tmp_path / "x").exists()
     assert np.isfinite(1.0) and pl is not None
+
+
+def test_a_shipped_preset_fills_what_the_config_leaves_open(monkeypatch):
+    from embedlens.app import presets
+    from embedlens.app.config import RunConfig
+
+    shipped = {"meta": {"dataset": "ml-100k", "protocol": "random-0.2", "trials": 20},
+               "params": {"cleora": {"dim": 32, "iterations": 3}}}
+    monkeypatch.setattr(presets, "load_preset",
+                        lambda d, p: shipped if (d, p) == ("ml-100k", "random-0.2") else None)
+    cfg = RunConfig(protocol="random-0.2", params={"cleora": {"iterations": 1}})
+    assert cfg.method_params("cleora") == {"dim": 32, "iterations": 1, "seed": 42}
+    assert RunConfig(protocol="random-0.2", preset=False).method_params("cleora") == {
+        "seed": 42}
+    assert RunConfig(protocol="user-time-0.2").method_params("cleora") == {"seed": 42}
+    assert RunConfig(protocol="random-0.2", tune_trials=3).preset_used is None
+    assert "tuned preset for ml-100k, random-0.2" in presets.preset_note(shipped)

@@ -245,6 +245,9 @@ def run(
                                              "split cut from train.")] = None,
     tune_timeout: Annotated[float | None, typer.Option(
         "--tune-timeout", min=1, help="Or: seconds of tuning per method.")] = None,
+    no_preset: Annotated[bool, typer.Option("--no-preset", help="Plain defaults, not the "
+                                            "tuned preset shipped for the dataset and "
+                                            "protocol.")] = False,
     seeds: Annotated[int | None, typer.Option("--seeds", min=1, help="Train each seeded "
                                               "method N times (seed, seed+1, ...); rank by "
                                               "the mean, with a CI over seeds.")] = None,
@@ -265,7 +268,7 @@ def run(
         "dataset": dataset, "protocol": protocol, "methods": methods, "baselines": baselines,
         "seed": seed, "k": k, "data_dir": str(data_dir) if data_dir else None,
         "columns": _columns(columns), "tune_trials": tune, "tune_timeout": tune_timeout,
-        "seeds": seeds,
+        "seeds": seeds, "preset": False if no_preset else None,
     }
     cfg = replace(base, **{key: v for key, v in given.items() if v is not None})
     result = run_all(cfg, out, force=force, resume=resume)

@@ -49,6 +49,7 @@ class RunConfig:
     tune_trials: int | None = None
     tune_timeout: float | None = None
     seeds: int = 1
+    preset: bool = True
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -91,6 +92,8 @@ class RunConfig:
                 raise fail(key, "an integer")
         if self.seed < 0:
             raise DataError(f"config: seed must be >= 0, got {self.seed}.")
+        if not isinstance(self.preset, bool):
+            raise fail("preset", "true or false")
         if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
             raise fail("seeds", "a whole number of seeds, at least 1")
         if self.tune_trials is not None and (isinstance(self.tune_trials, bool) or not
@@ -137,9 +140,23 @@ class RunConfig:
         for name in self.params:
             get_method(name)(**self.params[name])
 
+    @property
+    def preset_used(self) -> dict[str, Any] | None:
+        """The shipped preset this run starts from (None: plain defaults): only for an
+        untuned run, on a dataset and protocol the project tuned for."""
+        if not self.preset or self.tuned:
+            return None
+        from embedlens.app.presets import load_preset
+
+        return load_preset(self.dataset, self.protocol)
+
     def method_params(self, name: str) -> dict[str, Any]:
-        """The parameters ``name`` runs with: the config's seed unless the method sets one."""
-        params = dict(self.params.get(name, {}))
+        """The parameters ``name`` runs with: the config's own, over the shipped preset's
+        (when one applies), over the defaults; the config's seed unless the method sets
+        one."""
+        preset = self.preset_used
+        params = {**(preset["params"].get(name, {}) if preset else {}),
+                  **self.params.get(name, {})}
         if get_method(name).Params.has("seed"):
             params.setdefault("seed", self.seed)
         return params

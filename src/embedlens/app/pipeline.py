@@ -121,10 +121,10 @@ def _run_in(folder: OwnedFolder, config: RunConfig, ds: Dataset, data: EvalSplit
             if name in finished:
                 info, model = load_run(out / name)
                 result.models[name] = model
-                kept, tuning = finished[name]
+                kept, searched = finished[name]
                 seeds = (read_json_object(out / name / SEEDS_FILE, "seeds record")
                          if (out / name / SEEDS_FILE).is_file() else None)
-                rows.append(Row(name, role, "ok", kept, tuning=tuning, seeds=seeds))
+                rows.append(Row(name, role, "ok", kept, tuning=searched, seeds=seeds))
                 note(f"[{i}/{len(names)}] {name}: finished earlier, kept")
                 continue
             note(f"[{i}/{len(names)}] {name} …")
@@ -134,8 +134,9 @@ def _run_in(folder: OwnedFolder, config: RunConfig, ds: Dataset, data: EvalSplit
             elif sub.exists() or sub.is_symlink():
                 sub.unlink()
             sub.mkdir(exist_ok=True)
+            tuning: dict[str, Any] | None = None
             try:
-                params, tuning = config.method_params(name), None
+                params = config.method_params(name)
                 if config.tuned:
                     params, tuning = _tuned(name, params, config, ds, out, tune_split)
                 model = get_method(name)(**params)
@@ -319,6 +320,11 @@ def _write_outputs(result: RunResult, config: RunConfig, ds: Dataset, data: Eval
     config.to_toml(out / "config.toml")
     result.board.save(out / LEADERBOARD)
     markdown = result.board.markdown()
+    preset = config.preset_used
+    if preset is not None:
+        from embedlens.app.presets import preset_note
+
+        markdown += "\n" + preset_note(preset) + "\n"
     if result.coldstart is not None:
         markdown += "\nCold start (movies nobody rated, placed from side information):\n\n"
         markdown += coldstart_markdown(result.coldstart, config.k)
@@ -346,6 +352,7 @@ def _write_manifest(
         "protocol": config.protocol, "seed": config.seed, "seconds": seconds,
         "tune_trials": config.tune_trials, "tune_timeout": config.tune_timeout,
         "seeds": config.seeds,
+        "preset": (config.preset_used or {}).get("meta"),
         "versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "methods": methods,
     }

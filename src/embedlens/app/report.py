@@ -60,6 +60,11 @@ def write_report(
         "<h2>Leaderboard</h2>",
         board.html(),
     ]
+    preset = config.preset_used
+    if preset is not None:
+        from embedlens.app.presets import preset_note
+
+        parts.append(f"<p>{_e(preset_note(preset))}</p>")
     if board.failed:
         parts.append("<p class=failed>Failed: " + "; ".join(
             f"<b>{_e(r.method)}</b>: {_e(r.error)}" for r in board.failed) + "</p>")
