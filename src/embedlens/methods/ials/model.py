@@ -91,83 +91,80 @@ def _frequency_reg(x: sp.csr_matrix, alpha0: float, reg: float, nu: float) -> np
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def _cg_start(indptr, indices, rows, cols, g_rows, alpha0, reg, resid, direction,
-              rs):  # pragma: no cover - numba
-    """Per row: ``resid = b - A x`` (``b = sum_i c_i``; ``g_rows = x G`` from BLAS), the
-    first direction, and ``rs = |resid|^2``."""
-    dim = rows.shape[1]
-    for u in prange(rows.shape[0]):
-        x, r = rows[u], resid[u]
-        for j in range(dim):
-            r[j] = -(alpha0 * g_rows[u, j] + reg[u] * x[j])
-        for p in range(indptr[u], indptr[u + 1]):
-            c = cols[indices[p]]
-            s = np.float32(0.0)
+def _cg_rows(indptr, indices, rows, cols, gram, alpha0, reg, steps,
+             n_chunks):  # pragma: no cover - numba
+    """In place, for every row ``u``: ``steps`` conjugate-gradient steps on
+    ``(sum_i c_i c_i^T + alpha0 G + reg_u I) x = sum_i c_i`` from ``x = rows[u]`` (``c_i``: the
+    row's columns' vectors). Each row is solved in cache by one thread, so the result does
+    not depend on the number of threads."""
+    n, dim = rows.shape
+    for chunk in prange(n_chunks):
+        resid = np.empty(dim, dtype=np.float32)
+        direction = np.empty(dim, dtype=np.float32)
+        applied = np.empty(dim, dtype=np.float32)
+        for u in range(chunk * n // n_chunks, (chunk + 1) * n // n_chunks):
+            x = rows[u]
+            lo, hi = indptr[u], indptr[u + 1]
+            _apply(x, cols, indices, lo, hi, gram, alpha0, reg[u], applied)
+            for j in range(dim):  # resid = b - A x, with b = sum_i c_i
+                resid[j] = -applied[j]
+            for p in range(lo, hi):
+                c = cols[indices[p]]
+                for j in range(dim):
+                    resid[j] += c[j]
+            rs = np.float32(0.0)
             for j in range(dim):
-                s += c[j] * x[j]
-            s = np.float32(1.0) - s
-            for j in range(dim):
-                r[j] += s * c[j]
+                direction[j] = resid[j]
+                rs += resid[j] * resid[j]
+            for _ in range(steps):
+                if rs <= 1e-20:
+                    break
+                _apply(direction, cols, indices, lo, hi, gram, alpha0, reg[u], applied)
+                curv = np.float32(0.0)
+                for j in range(dim):
+                    curv += direction[j] * applied[j]
+                if curv <= 0:
+                    break
+                step = rs / curv
+                rs_new = np.float32(0.0)
+                for j in range(dim):
+                    x[j] += step * direction[j]
+                    resid[j] -= step * applied[j]
+                    rs_new += resid[j] * resid[j]
+                ratio = rs_new / rs
+                for j in range(dim):
+                    direction[j] = resid[j] + ratio * direction[j]
+                rs = rs_new
+
+
+@njit(inline="always", fastmath=True, cache=True)
+def _apply(v, cols, indices, lo, hi, gram, alpha0, reg, out):  # pragma: no cover - numba
+    """``out = sum_i c_i (c_i . v) + alpha0 G v + reg v`` for one row's columns."""
+    dim = v.size
+    for a in range(dim):
         acc = np.float32(0.0)
+        g = gram[a]
+        for b in range(dim):
+            acc += g[b] * v[b]
+        out[a] = alpha0 * acc + reg * v[a]
+    for p in range(lo, hi):
+        c = cols[indices[p]]
+        s = np.float32(0.0)
         for j in range(dim):
-            direction[u, j] = r[j]
-            acc += r[j] * r[j]
-        rs[u] = acc
-
-
-@njit(parallel=True, fastmath=True, cache=True)
-def _cg_step(indptr, indices, rows, cols, g_dir, alpha0, reg, resid, direction, rs,
-             applied):  # pragma: no cover - numba
-    """One conjugate-gradient step for every row (``g_dir = direction G`` from BLAS):
-    ``A d``, the step along ``d``, the new residual and direction."""
-    dim = rows.shape[1]
-    for u in prange(rows.shape[0]):
-        if rs[u] <= 1e-20:
-            continue
-        d, ad = direction[u], applied[u]
+            s += c[j] * v[j]
         for j in range(dim):
-            ad[j] = alpha0 * g_dir[u, j] + reg[u] * d[j]
-        for p in range(indptr[u], indptr[u + 1]):
-            c = cols[indices[p]]
-            s = np.float32(0.0)
-            for j in range(dim):
-                s += c[j] * d[j]
-            for j in range(dim):
-                ad[j] += s * c[j]
-        curv = np.float32(0.0)
-        for j in range(dim):
-            curv += d[j] * ad[j]
-        if curv <= 0:
-            rs[u] = 0.0
-            continue
-        step = rs[u] / curv
-        x, r = rows[u], resid[u]
-        rs_new = np.float32(0.0)
-        for j in range(dim):
-            x[j] += step * d[j]
-            r[j] -= step * ad[j]
-            rs_new += r[j] * r[j]
-        ratio = rs_new / rs[u]
-        for j in range(dim):
-            d[j] = r[j] + ratio * d[j]
-        rs[u] = rs_new
+            out[j] += s * c[j]
 
 
 def solve_side(pattern: tuple[np.ndarray, np.ndarray], rows: np.ndarray, cols: np.ndarray,
                alpha0: float, reg: np.ndarray, steps: int) -> None:
     """``steps`` conjugate-gradient steps, in place on ``rows`` (float32, C order), on every
     row's normal equations with the other side ``cols`` fixed (see the module docstring).
-    ``pattern`` is the rows' (indptr, indices) over the columns of ``cols``. The shared
-    ``x G`` products go to BLAS for all rows at once; the rest is one numba pass a step."""
+    ``pattern`` is the rows' (indptr, indices) over the columns of ``cols``."""
     gram = (cols.T.astype(np.float64) @ cols.astype(np.float64)).astype(np.float32)
-    indptr, indices = pattern
-    weight, reg = np.float32(alpha0), reg.astype(np.float32)
-    resid, direction = np.empty_like(rows), np.empty_like(rows)
-    applied, rs = np.empty_like(rows), np.empty(rows.shape[0], dtype=np.float32)
-    _cg_start(indptr, indices, rows, cols, rows @ gram, weight, reg, resid, direction, rs)
-    for _ in range(steps):
-        _cg_step(indptr, indices, rows, cols, direction @ gram, weight, reg, resid,
-                 direction, rs, applied)
+    n_chunks = max(1, min(rows.shape[0], 256))
+    _cg_rows(pattern[0], pattern[1], rows, cols, gram, np.float32(alpha0),
+             reg.astype(np.float32), steps, n_chunks)
 
 
 @njit(parallel=True, fastmath=True, cache=True)
