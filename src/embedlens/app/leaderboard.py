@@ -129,8 +129,10 @@ class Leaderboard:
                ) -> list[str]:
         """Metric column names of :meth:`cells`."""
         k = self.k
-        if compact:
-            return [f"ndcg@{k}", "± 95% CI", *(f"{m}@{k}" for m in metrics[1:])]
+        if compact:  # short names: the terminal table must fit 80 columns
+            short = {"hitrate": "HR", "recall": "recall", "mrr": "MRR"}
+            return [f"ndcg@{k}", "± 95% CI",
+                    *(f"{short.get(m, m)}@{k}" for m in metrics[1:])]
         return [*(f"{m}@{k}" for m in metrics), f"coverage@{k}"]
 
     def cells(self, row: Row, metrics: tuple[str, ...] = CI_METRICS, compact: bool = False
