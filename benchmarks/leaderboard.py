@@ -77,8 +77,9 @@ def main() -> None:
                                    "neighbour popularity": cells[2],
                                    "queries embedded": cells[3]})
             # the cold split holds out movies of the whole log, whatever the protocol: with
-            # the same parameters every protocol gives the same table, so print it once
-            same = args.tune is None and protocol != protocols[0]
+            # the same (default) parameters every protocol gives the same table, so print it
+            # once; tuned or preset parameters differ by protocol
+            same = args.tune is None and args.no_preset and protocol != protocols[0]
             for r in [] if same else (result.coldstart or {}).get("rows", []):
                 held, full = r["held_out"], r["full"]
                 cold.append({"protocol": protocol, "ranking": r["ranking"],

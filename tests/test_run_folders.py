@@ -35,7 +35,17 @@ def test_a_run_that_fails_before_training_leaves_no_folder(tmp_path, ml_dir):
     # the corrected rerun is not blocked by any stub
     run("--quiet", "run", "--dataset", "ml-100k", "--data-dir", str(ml_dir), "--methods",
         "cleora", "--baselines", "pop", "--out", str(out))
-    assert json.loads((out / MANIFEST).read_text())["state"] == "done"
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["state"] == "done"
+    # ML-100k on the default protocol: the shipped tuned preset, recorded and applied
+    from embedlens.app.config import RunConfig
+    from embedlens.app.presets import load_preset
+
+    shipped = load_preset("ml-100k", "user-time-0.2")
+    assert shipped is not None and manifest["preset"]["trials"] == shipped["meta"]["trials"]
+    resolved = RunConfig.from_toml(out / "config.toml").params["cleora"]
+    assert {k: resolved[k] for k in shipped["params"]["cleora"]} == shipped["params"]["cleora"]
+    assert "tuned preset for ml-100k, user-time-0.2" in (out / "leaderboard.md").read_text()
 
 
 def test_train_refuses_a_run_folder_and_force_empties_it_first(tmp_path, ml_dir):

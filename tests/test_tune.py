@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
-import polars as pl
 import pytest
 
 from embedlens.app.tune import tune_method, validation_split
@@ -67,6 +65,22 @@ def test_tune_searches_the_declared_space_and_resumes(planted, tmp_path):
     assert nothing.trials == 0 and nothing.params == {} and nothing.value is None
 
 
+def test_a_new_study_starts_from_the_defaults(planted, tmp_path):
+    """With a budget of one trial the tune returns the defaults: tuning never ends below
+    them on validation, however few trials fit."""
+    from embedlens.app.tune import validation_split
+    from embedlens.evaluation.evaluate import evaluate_model
+
+    one = tune_method("ials", planted, "random-0.2", tmp_path, trials=1, seed=3)
+    defaults = get_method("ials")().params
+    assert one.params == {k: defaults[k] for k in one.searched}
+    train_ds, val = validation_split(planted, "random-0.2")
+    fitted = get_method("ials")(seed=42).fit(val.train, val.train_dataset(train_ds))
+    assert one.value == pytest.approx(evaluate_model(fitted, val)["ndcg@10"])
+    more = tune_method("ials", planted, "random-0.2", tmp_path, trials=4, seed=3)
+    assert more.trials == 4 and more.value >= one.value
+
+
 def test_torch_methods_report_each_epoch_for_pruning(planted):
     from embedlens.evaluation.splits import EvalSplit
 
@@ -124,7 +138,6 @@ def test_a_bad_tune_budget_is_refused_before_anything_runs(tmp_path):
         RunConfig(tune_trials=0)
     proc = run("run", "--tune", "0", "--out", str(tmp_path / "x"), ok=False)
     assert proc.returncode == 2 and not (tmp_path / "x").exists()
-    assert np.isfinite(1.0) and pl is not None
 
 
 def test_a_shipped_preset_fills_what_the_config_leaves_open(monkeypatch):
@@ -142,3 +155,29 @@ def test_a_shipped_preset_fills_what_the_config_leaves_open(monkeypatch):
     assert RunConfig(protocol="user-time-0.2").method_params("cleora") == {"seed": 42}
     assert RunConfig(protocol="random-0.2", tune_trials=3).preset_used is None
     assert "tuned preset for ml-100k, random-0.2" in presets.preset_note(shipped)
+
+
+def test_every_shipped_preset_is_valid_for_the_methods_it_names():
+    """A preset that names a parameter a method no longer has, or a value out of its
+    range, would fail every default run on its dataset: caught here, not by a user."""
+    from importlib import resources
+
+    from embedlens.app.presets import load_preset
+
+    files = [f.name for f in resources.files("embedlens.app.presets").iterdir()
+             if f.name.endswith(".toml")]
+    assert {"ml-100k__user-time-0.2.toml", "ml-latest-small__user-time-0.2.toml"} <= set(files)
+    for name in files:
+        dataset, protocol = name.removesuffix(".toml").split("__")
+        preset = load_preset(dataset, protocol)
+        assert preset is not None
+        meta = preset["meta"]
+        assert (meta["dataset"], meta["protocol"]) == (dataset, protocol)
+        get_protocol(protocol)  # a protocol the project knows
+        assert meta["trials"] >= 1 and meta["timeout_seconds"] > 0
+        assert "make_presets.py" in meta["command"]
+        for method, params in preset["params"].items():
+            assert method in method_names(), (name, method)
+            get_method(method).Params.from_dict(params)  # names and values validate
+            assert 0 < meta["validation_ndcg@10"][method] <= 1
+            assert meta["trials_done"][method] >= 1

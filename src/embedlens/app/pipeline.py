@@ -109,6 +109,10 @@ def _run_in(folder: OwnedFolder, config: RunConfig, ds: Dataset, data: EvalSplit
     save_train(out, ds, data)  # one train matrix for every method's queries
     note(f"{ds.name}: {ds.n_interactions:,} ratings; {config.protocol}: "
          f"{data.train.ratings.nnz:,} train, {data.users.size:,} test users")
+    if config.preset_used is not None:
+        from embedlens.app.presets import preset_note
+
+        note(preset_note(config.preset_used))
     neighbours = _neighbour_split(data, ds)
     tune_split = None
     if config.tuned:

@@ -15,6 +15,7 @@ go to ``best.toml``, a config ``embedlens run --config`` takes.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,8 @@ def tune_method(
 ) -> TuneResult:
     """Search ``method``'s declared space on the validation split for ``trials`` trials
     (counting those a previous, interrupted call completed) or ``timeout`` seconds; the
-    study is kept in ``out/<method>.journal``. ``base`` holds fixed parameters (a seed)."""
+    study is kept in ``out/<method>.journal``. ``base`` holds fixed parameters (a seed).
+    A new study's first trial is the method's defaults."""
     try:
         import optuna
         from optuna.storages import JournalStorage
@@ -108,13 +110,22 @@ def tune_method(
         study_name=method, storage=storage, direction="maximize", load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2))
+    if not study.trials:
+        # the first trial of a new study is the method's defaults, so a tune can only
+        # improve on them (on validation), however few trials its budget allows
+        defaults = cls.Params().to_dict()
+        with warnings.catch_warnings():  # a default may lie outside the searched range
+            warnings.simplefilter("ignore")
+            study.enqueue_trial({name: defaults[name] for name in names})
     done = [t for t in study.trials if t.state.is_finished()]
     remaining = None if trials is None else max(0, trials - len(done))
     started = time.perf_counter()
     key = f"{TUNE_METRIC}@{k}"
 
     def objective(trial: Any) -> float:
-        values = {name: suggest(trial, name, space[name], kinds[name]) for name in names}
+        with warnings.catch_warnings():  # the enqueued defaults, outside the range
+            warnings.simplefilter("ignore")
+            values = {name: suggest(trial, name, space[name], kinds[name]) for name in names}
         model = cls(**{**base, **values})
         hook = getattr(model, "epoch_hook", False)
         if hook is not False:  # the torch methods: report each epoch, stop a poor trial

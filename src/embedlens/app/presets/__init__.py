@@ -32,8 +32,10 @@ def load_preset(dataset: str, protocol: str) -> dict[str, Any] | None:
 
 def preset_note(preset: dict[str, Any]) -> str:
     """One sentence saying which shipped preset a run used and how it was made."""
+    from embedlens.app.tune import budget_text
+
     meta = preset["meta"]
     return (f"Parameters: the tuned preset for {meta.get('dataset')}, {meta.get('protocol')} "
             f"(each method searched on a validation split cut from train, "
-            f"{meta.get('trials')} trials or {meta.get('timeout_seconds')} s, made "
+            f"{budget_text(meta.get('trials'), meta.get('timeout_seconds'))}, made "
             f"{meta.get('made')}: `{meta.get('command')}`); --no-preset runs the defaults.")
