@@ -11,29 +11,21 @@ from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
 
 from _common import PeakMemory, print_table
 from embedlens.data import load_movielens, synthetic_movielens
+from embedlens.data.synthetic import write_movielens_folder
 
 
 def write_ml25m_layout(folder: Path) -> int:
     ds = synthetic_movielens("ml-25m", seed=0)
-    target = folder / "ml-25m"
-    target.mkdir(parents=True)
-    ds.interactions.rename({"user_id": "userId", "item_id": "movieId"}).write_csv(
-        target / "ratings.csv"
-    )
-    ds.items.select(
-        pl.col("item_id").alias("movieId"), "title", pl.col("genres").list.join("|")
-    ).write_csv(target / "movies.csv")
     tags = ds.interactions.head(1_093_360).select(  # ml-25m has 1,093,360 tag applications
-        pl.col("user_id").alias("userId"), pl.col("item_id").alias("movieId"),
-        pl.lit("some tag").alias("tag"), "timestamp",
-    )
-    tags.write_csv(target / "tags.csv")
+        "user_id", "item_id", pl.lit("some tag").alias("tag"), "timestamp")
+    write_movielens_folder(replace(ds, tags=tags), folder / "ml-25m")
     return ds.interactions.height
 
 

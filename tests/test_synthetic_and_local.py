@@ -42,3 +42,42 @@ def test_load_log_with_column_mapping(tmp_path):
     (tmp_path / "x.json").write_text("{}")
     with pytest.raises(DataError, match="unsupported"):
         load_log(tmp_path / "x.json")
+
+
+@pytest.mark.parametrize("shape", ["ml-1m", "ml-25m"])
+def test_a_synthetic_log_written_as_a_release_loads_back_as_written(tmp_path, shape):
+    from embedlens.data import load_movielens
+    from embedlens.data.registry import get_variant
+    from embedlens.data.synthetic import write_movielens_folder
+
+    ds = synthetic_movielens(shape, seed=2, scale=0.002)
+    variant = get_variant(shape)
+    write_movielens_folder(ds, tmp_path / variant.folder, variant.layout)
+    back = load_movielens(shape, data_dir=tmp_path)
+    key = ["user_id", "item_id"]
+    assert back.interactions.sort(key).equals(ds.interactions.sort(key))
+    assert back.items.select("item_id", "title", "genres").sort("item_id").equals(
+        ds.items.select("item_id", "title", "genres").sort("item_id"))
+    assert not list(tmp_path.rglob("*.tmp*"))  # atomic writes leave nothing behind
+
+
+def test_the_synthetic_command_writes_a_release_run_can_read(tmp_path):
+    from test_cli import run
+
+    out = run("--quiet", "datasets", "synthetic", "ml-25m", "--out", str(tmp_path / "data"),
+              "--scale", "0.001").stdout
+    assert "25,000 ratings" in out
+    info = run("datasets", "info", "ml-25m", "--data-dir", str(tmp_path / "data")).stdout
+    assert "25,000" in info
+    again = run("datasets", "synthetic", "ml-25m", "--out", str(tmp_path / "data"),
+                "--scale", "0.001", ok=False)
+    assert again.returncode == 2 and "--force" in again.stderr
+    user = tmp_path / "mine" / "ml-1m"
+    user.mkdir(parents=True)
+    (user / "notes.txt").write_text("mine")
+    refused = run("datasets", "synthetic", "ml-1m", "--out", str(tmp_path / "mine"),
+                  "--scale", "0.01", "--force", ok=False)
+    assert refused.returncode == 2 and (user / "notes.txt").read_text() == "mine"
+    bad = run("datasets", "synthetic", "ml-1m", "--out", str(tmp_path / "x"), "--scale", "2",
+              ok=False)
+    assert bad.returncode == 2 and "--scale must be in (0, 1], got 2.0" in bad.stderr

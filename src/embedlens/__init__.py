@@ -23,6 +23,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from embedlens.core.threads import configure_pools
+
+configure_pools()  # before torch, numba or a BLAS loads: see embedlens.core.threads
+
 __version__ = "0.1.0"
 
 _API = {

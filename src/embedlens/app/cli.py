@@ -14,6 +14,7 @@ from rich.text import Text
 
 from embedlens.core.errors import EmbedlensError
 from embedlens.core.progress import quiet_from_env, set_quiet
+from embedlens.core.threads import thread_budget
 
 app = typer.Typer(
     help="Movie and user embeddings from MovieLens (or any interaction log), evaluated.",
@@ -57,6 +58,7 @@ def _main(
     global _debug
     _debug = debug
     set_quiet(quiet or quiet_from_env())
+    thread_budget()  # a bad EMBEDLENS_THREADS stops here, before any work
 
 
 def _columns(spec: str | None) -> dict[str, str | None] | None:
@@ -131,6 +133,40 @@ def datasets_split(
             with atomic_path(folder.path / f"{part}.csv") as tmp:
                 frame.write_csv(tmp)
             console.print(_t(f"{folder.path / f'{part}.csv'}: {frame.height:,} rows"))
+
+
+@datasets_app.command("synthetic")
+def datasets_synthetic(
+    shape: Annotated[str, typer.Argument(help="Size to imitate: ml-1m, ml-20m, ml-25m or "
+                                         "ml-latest.")],
+    out: Annotated[Path, typer.Option("--out", help="Data folder to write the release "
+                                      "folder into (then --data-dir for run).")],
+    seed: Annotated[int, typer.Option("--seed", help="Generator seed.")] = 0,
+    scale: Annotated[float, typer.Option("--scale", help="Share of the users and ratings "
+                                         "(0 < scale <= 1).")] = 1.0,
+    force: Annotated[bool, typer.Option("--force", help="Replace a folder embedlens "
+                                        "wrote there before.")] = False,
+) -> None:
+    """Write a planted synthetic log shaped like a MovieLens release, in that release's own
+    files, so `embedlens run --dataset SHAPE --data-dir OUT` runs on it like on the real one
+    (the real large releases cannot be redistributed)."""
+    from embedlens.core.errors import DataError
+    from embedlens.data.registry import get_variant
+    from embedlens.data.synthetic import SHAPES, synthetic_movielens, write_movielens_folder
+    from embedlens.io.folders import claim
+
+    if shape not in SHAPES:
+        from embedlens.core.errors import unknown_name
+
+        raise unknown_name("synthetic shape", shape, list(SHAPES))
+    if not 0 < scale <= 1:
+        raise DataError(f"--scale must be in (0, 1], got {scale}.")
+    variant = get_variant(shape)
+    ds = synthetic_movielens(shape, seed=seed, scale=scale)
+    with claim(Path(out) / variant.folder, "synthetic", force=force) as folder:
+        write_movielens_folder(ds, folder.path, variant.layout)
+    console.print(_t(f"{Path(out) / variant.folder}: {ds.n_interactions:,} ratings, "
+                     f"{ds.n_users:,} users, {ds.n_items:,} movies (seed {seed})"))
 
 
 @app.command()

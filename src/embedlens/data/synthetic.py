@@ -5,17 +5,29 @@ ML-20M/25M scale are measured on logs generated to match their shape: the same n
 users, items and ratings, power-law item popularity, heavy-tailed user activity with
 MovieLens' 20-ratings minimum, no repeated (user, item) pair, time-ordered sessions and
 half-star ratings, plus a movie table with genres.
+
+The log has planted structure, so that a method's quality means something at any size: every
+movie belongs to one taste cluster (its first genre says which), every user has one taste,
+and a share ``in_taste`` of a user's draws come from their taste's movies (by popularity
+within it), the rest from the whole catalogue by popularity. The best possible ranking is
+known (:func:`planted_vectors`), popularity is clearly beatable, and a method that learns
+who likes what beats it. Users also rate their taste's movies higher.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 from numba import njit, prange
 
-from embedlens.core.errors import unknown_name
+from embedlens.core.embeddings import Embeddings
+from embedlens.core.errors import DataError, unknown_name
+from embedlens.core.files import atomic_path
 from embedlens.core.rng import next_below, next_float, stream
 from embedlens.core.schema import ITEM, RATING, TIMESTAMP, USER
 from embedlens.data.dataset import Dataset
@@ -35,6 +47,7 @@ SHAPES = {
     "ml-1m": Shape(6_040, 3_706, 1_000_209),
     "ml-20m": Shape(138_493, 26_744, 20_000_263),
     "ml-25m": Shape(162_541, 59_047, 25_000_095),
+    "ml-latest": Shape(330_975, 86_537, 33_832_162),
 }
 
 GENRES = (
@@ -62,13 +75,20 @@ _GENRE_WEIGHTS = np.array([25, 16, 8, 7, 7, 5, 5, 5, 4, 3, 3, 3, 3, 3, 2, 1, 1, 
 _T0, _T1 = 820_454_400, 1_574_000_000  # 1996-01-01 .. 2019-11-17, ML-25M's time range
 
 
+#: The share of a user's ratings drawn from their own taste cluster.
+IN_TASTE = 0.6
+
+
 def synthetic_movielens(
     shape: str | Shape = "ml-25m", seed: int = 0, scale: float = 1.0
 ) -> Dataset:
-    """Generate a log shaped like ``shape`` (``"ml-1m"``, ``"ml-20m"``, ``"ml-25m"``).
+    """Generate a log shaped like ``shape`` (``"ml-1m"``, ``"ml-20m"``, ``"ml-25m"``,
+    ``"ml-latest"``).
 
     ``scale`` shrinks users and interactions proportionally (items too, by its square root)
-    so tests can use the same generator at a tiny size.
+    so tests can use the same generator at a tiny size. ``meta`` holds the planted structure
+    (``taste`` per user, ``cluster`` per movie, both by position: id - 1) that
+    :func:`planted_vectors` turns into the best possible ranking.
     """
     if isinstance(shape, str):
         if shape not in SHAPES:
@@ -84,10 +104,13 @@ def synthetic_movielens(
 
     per_user = _user_activity(rng, n_users, n_total, n_items, target.min_per_user)
     popularity = _item_popularity(rng, n_items)
-    users, items = _sample_distinct(rng, per_user, popularity)
+    cluster = rng.choice(len(GENRES), size=n_items, p=_GENRE_WEIGHTS / _GENRE_WEIGHTS.sum())
+    mass = np.bincount(cluster, weights=popularity, minlength=len(GENRES))
+    taste = rng.choice(len(GENRES), size=n_users, p=mass / mass.sum())
+    users, items = _sample_distinct(rng, per_user, popularity, cluster, taste)
 
     timestamps = _timestamps(rng, users, per_user)
-    ratings = _ratings(rng, users, items, n_users, popularity)
+    ratings = _ratings(rng, users, items, n_users, popularity, taste[users] == cluster[items])
     interactions = pl.DataFrame(
         {
             USER: (users + 1).astype(np.int32),
@@ -96,7 +119,31 @@ def synthetic_movielens(
             TIMESTAMP: timestamps,
         }
     )
-    return Dataset(name, interactions, items=_item_table(rng, n_items), meta={"seed": seed})
+    return Dataset(name, interactions, items=_item_table(rng, cluster),
+                   meta={"seed": seed, "taste": taste, "cluster": cluster,
+                         "popularity": popularity, "in_taste": IN_TASTE})
+
+
+def planted_vectors(dataset: Dataset) -> tuple[Embeddings, Embeddings]:
+    """User and item vectors whose dot product is each user's true chance of drawing each
+    movie in a log from :func:`synthetic_movielens`: the best possible ranking (an oracle to
+    put beside the methods). Raises for a dataset without planted structure."""
+    meta = dataset.meta
+    if "taste" not in meta:
+        raise DataError(f"{dataset.name} has no planted structure (not from "
+                        "synthetic_movielens).")
+    taste, cluster, pop = meta["taste"], meta["cluster"], meta["popularity"]
+    k = len(GENRES)
+    mass = np.bincount(cluster, weights=pop, minlength=k)
+    # score(u, i) = in * pop_i / mass(c_u) * [c_i = c_u] + (1 - in) * pop_i
+    users = np.zeros((taste.size, k + 1), np.float32)
+    users[np.arange(taste.size), taste] = meta["in_taste"] / mass[taste]
+    users[:, k] = 1.0 - meta["in_taste"]
+    items = np.zeros((cluster.size, k + 1), np.float32)
+    items[np.arange(cluster.size), cluster] = pop
+    items[:, k] = pop
+    return (Embeddings(np.arange(1, taste.size + 1, dtype=np.int64), users, "user"),
+            Embeddings(np.arange(1, cluster.size + 1, dtype=np.int64), items, "item"))
 
 
 def _user_activity(
@@ -131,22 +178,40 @@ def _item_popularity(rng: np.random.Generator, n_items: int) -> np.ndarray:
 
 
 def _sample_distinct(
-    rng: np.random.Generator, per_user: np.ndarray, popularity: np.ndarray
+    rng: np.random.Generator, per_user: np.ndarray, popularity: np.ndarray,
+    cluster: np.ndarray, taste: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Draw ``per_user[u]`` distinct items for every user, by popularity."""
-    cdf = np.cumsum(popularity)
-    cdf[-1] = 1.0
+    """Draw ``per_user[u]`` distinct items for every user: with chance ``IN_TASTE`` from the
+    user's taste cluster by popularity, else from the catalogue by popularity."""
+    cdf = _cdf(popularity)
+    members = np.argsort(cluster, kind="stable")
+    bounds = np.searchsorted(cluster[members], np.arange(len(GENRES) + 1))
+    cluster_cdf = np.concatenate([
+        _cdf(popularity[members[lo:hi]]) for lo, hi in pairwise(bounds)
+    ])
     offsets = np.concatenate([[0], np.cumsum(per_user)]).astype(np.int64)
     items = np.empty(offsets[-1], dtype=np.int64)
-    _distinct_kernel(cdf, offsets, int(rng.integers(2**62)), items)
+    _distinct_kernel(cdf, members, bounds, cluster_cdf, taste, IN_TASTE, offsets,
+                     int(rng.integers(2**62)), items)
     users = np.repeat(np.arange(per_user.size, dtype=np.int64), per_user)
     return users, items
 
 
+def _cdf(weights: np.ndarray) -> np.ndarray:
+    cdf = np.cumsum(weights)
+    if cdf.size:
+        cdf /= cdf[-1]
+        cdf[-1] = 1.0
+    return cdf
+
+
 @njit(parallel=True, cache=True)
-def _distinct_kernel(cdf: np.ndarray, offsets: np.ndarray, seed: int, out: np.ndarray) -> None:
-    """Per user: popularity draws without repeats; once draws mostly collide (a heavy user has
-    exhausted the head), the remaining slots are filled uniformly from unseen items."""
+def _distinct_kernel(cdf: np.ndarray, members: np.ndarray, bounds: np.ndarray,
+                     cluster_cdf: np.ndarray, taste: np.ndarray, in_taste: float,
+                     offsets: np.ndarray, seed: int, out: np.ndarray) -> None:
+    """Per user: draws without repeats, from the taste cluster or the catalogue; once draws
+    mostly collide (a heavy user has exhausted the head), the remaining slots are filled
+    uniformly from unseen items."""
     n_users, n_items = offsets.size - 1, cdf.size
     n_chunks = min(n_users, 256)
     for c in prange(n_chunks):
@@ -158,7 +223,13 @@ def _distinct_kernel(cdf: np.ndarray, offsets: np.ndarray, seed: int, out: np.nd
             pos, tries = lo, 0
             while pos < hi and tries < 3 * (hi - lo):
                 tries += 1
-                i = int(np.searchsorted(cdf, next_float(state), side="right"))
+                lo_c, hi_c = bounds[taste[u]], bounds[taste[u] + 1]
+                if next_float(state) < in_taste and hi_c > lo_c:
+                    j = int(np.searchsorted(cluster_cdf[lo_c:hi_c], next_float(state),
+                                            side="right"))
+                    i = members[lo_c + min(j, hi_c - lo_c - 1)]
+                else:
+                    i = int(np.searchsorted(cdf, next_float(state), side="right"))
                 if i < n_items and not seen[i]:
                     seen[i] = True
                     out[pos] = i
@@ -188,22 +259,29 @@ def _ratings(
     items: np.ndarray,
     n_users: int,
     popularity: np.ndarray,
+    liked: np.ndarray,
 ) -> np.ndarray:
-    """Half-star ratings around 3.5 with user and item biases (popular items rate higher)."""
+    """Half-star ratings around 3.5 with user and item biases (popular items rate higher,
+    and a user's own taste a star higher than the rest)."""
     user_bias = rng.normal(0.0, 0.45, size=n_users)
     item_bias = rng.normal(0.0, 0.4, size=popularity.size) + 0.15 * np.log(
         popularity / popularity.mean()
     ).clip(-3, 3)
-    raw = 3.5 + user_bias[users] + item_bias[items] + rng.normal(0.0, 0.85, size=users.size)
+    raw = (3.1 + user_bias[users] + item_bias[items] + np.where(liked, 1.0, 0.0)
+           + rng.normal(0.0, 0.85, size=users.size))
     return (np.clip(np.round(raw * 2) / 2, 0.5, 5.0)).astype(np.float32)
 
 
-def _item_table(rng: np.random.Generator, n_items: int) -> pl.DataFrame:
+def _item_table(rng: np.random.Generator, cluster: np.ndarray) -> pl.DataFrame:
+    """Titles, years and genres; a movie's first genre is its taste cluster's, the others
+    (up to two) are random."""
+    n_items = cluster.size
     n_genres = rng.choice([1, 2, 3], size=n_items, p=[0.45, 0.35, 0.2])
     p = _GENRE_WEIGHTS / _GENRE_WEIGHTS.sum()
     genre_ids = rng.choice(len(GENRES), size=int(n_genres.sum()), p=p)
-    genre_names = np.array(GENRES, dtype=object)[genre_ids]
     offsets = np.concatenate([[0], np.cumsum(n_genres)])
+    genre_ids[offsets[:-1]] = cluster
+    genre_names = np.array(GENRES, dtype=object)[genre_ids]
     genres = (
         pl.Series(genre_names.tolist())
         .to_frame("g")
@@ -211,7 +289,6 @@ def _item_table(rng: np.random.Generator, n_items: int) -> pl.DataFrame:
         .group_by("item", maintain_order=True)
         .agg(pl.col("g").unique(maintain_order=True))
     )
-    del offsets
     years = np.clip(2020 - np.floor(rng.exponential(18.0, size=n_items)), 1902, 2019).astype(
         np.int32
     )
@@ -224,3 +301,36 @@ def _item_table(rng: np.random.Generator, n_items: int) -> pl.DataFrame:
             "genres": genres["g"],
         }
     )
+
+
+def write_movielens_folder(dataset: Dataset, folder: str | Path, layout: str = "csv") -> None:
+    """Write ``dataset`` in a MovieLens release's own files, so the loader (and
+    ``embedlens run --dataset ml-25m --data-dir ...``) reads it like the real one:
+    ``layout`` "csv" (ratings.csv, movies.csv, tags.csv: ml-20m and later) or "dat"
+    (ratings.dat, movies.dat with ``::``: ml-1m, ml-10m). Each file is written atomically."""
+    if layout not in ("csv", "dat"):
+        raise unknown_name("MovieLens file layout", layout, ["csv", "dat"])
+    if dataset.items is None:
+        raise DataError(f"{dataset.name} has no movie table to write.")
+    folder = Path(folder)
+    ratings = dataset.interactions.select(
+        pl.col(USER).alias("userId"), pl.col(ITEM).alias("movieId"), RATING, TIMESTAMP)
+    movies = dataset.items.select(pl.col(ITEM).alias("movieId"), "title",
+                                  pl.col("genres").list.join("|"))
+    if layout == "csv":
+        _write(folder / "ratings.csv", ratings.write_csv)
+        _write(folder / "movies.csv", movies.write_csv)
+        if dataset.tags is not None:
+            tags = dataset.tags.select(pl.col(USER).alias("userId"),
+                                       pl.col(ITEM).alias("movieId"), "tag", TIMESTAMP)
+            _write(folder / "tags.csv", tags.write_csv)
+        return
+    for name, table in (("ratings.dat", ratings), ("movies.dat", movies)):
+        text = table.write_csv(separator="\t", include_header=False, quote_style="never")
+        with atomic_path(folder / name) as tmp:
+            tmp.write_text(text.replace("\t", "::"))
+
+
+def _write(path: Path, writer: Callable[[Path], object]) -> None:
+    with atomic_path(path) as tmp:
+        writer(tmp)

@@ -24,6 +24,7 @@ from embedlens.core.errors import DataError
 from embedlens.core.files import load_arrays, save_arrays
 from embedlens.core.params import param
 from embedlens.core.progress import bar
+from embedlens.core.threads import thread_budget
 
 if TYPE_CHECKING:
     from embedlens.core.interactions import InteractionMatrix
@@ -33,18 +34,22 @@ from embedlens.methods.base import EmbeddingModel, EmbeddingParams, device_param
 
 @contextlib.contextmanager
 def deterministic_torch(seed: int) -> Iterator[None]:
-    """Seed torch and make its kernels deterministic for the block, so the same seed gives
-    bitwise the same weights in any process (multi-threaded CPU EmbeddingBag backward, for
-    one, otherwise sums in a varying order). The global setting is restored afterwards."""
+    """Seed torch, make its kernels deterministic and size its pool (:func:`thread_budget`)
+    for the block, so the same seed gives bitwise the same weights in any process
+    (multi-threaded CPU EmbeddingBag backward, for one, otherwise sums in a varying order).
+    The global settings are restored afterwards."""
     import torch
 
     before = torch.are_deterministic_algorithms_enabled()
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(thread_budget())
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(before)
+        torch.set_num_threads(threads_before)
 
 
 def torch_device(name: str):
@@ -74,21 +79,90 @@ def holdout(
     return part(~val), part(val)
 
 
-def train_epoch(n_rows: int, batch_size: int, device, opt, batch_loss) -> float:
-    """One pass over ``n_rows`` training rows in random mini-batches (index slices of one
-    ``randperm``): ``batch_loss(idx)`` gives each batch's loss; returns the mean loss."""
+#: At most this many users score a validation epoch: enough for a stable NDCG@10, and a
+#: full top-K over every user each epoch would cost more than the epoch at ML-25M scale.
+VALIDATION_USERS = 5000
+
+
+def validation_users(val: sp.csr_matrix, seed: int, limit: int = VALIDATION_USERS
+                     ) -> np.ndarray:
+    """The users (row positions, sorted) with validation entries; a seeded sample of
+    ``limit`` of them when there are more."""
+    users = np.flatnonzero(np.diff(val.indptr) > 0)
+    if users.size > limit:
+        users = np.sort(np.random.default_rng(seed).choice(users, limit, replace=False))
+    return users
+
+
+def sparse_gradients(n_rows: int, rows_per_batch: int) -> bool:
+    """Whether an embedding table of ``n_rows`` should hand sparse gradients to
+    :class:`~embedlens.methods.row_adam.RowAdam`: when a batch touches under half of it.
+    Then only those rows are updated (10x faster per step at ML-25M scale); on a small
+    table, which a batch touches almost whole, the bookkeeping costs more than it saves."""
+    return n_rows > 2 * rows_per_batch
+
+
+#: Negatives the rows of a batch share when the catalogue is large (at least the per-row
+#: count; at most one draw per row-negative). 256 makes a two-tower step at ML-25M scale
+#: about 3x cheaper than per-row draws.
+SHARED_NEGATIVES = 256
+
+
+def shared_pool(batch: int, negatives: int) -> int:
+    """How many shared negatives a batch of ``batch`` rows draws when each row is owed
+    ``negatives`` of them (each then weighs ``negatives / pool``)."""
+    return min(batch * negatives, max(SHARED_NEGATIVES, negatives))
+
+
+def negative_sampler(weights: np.ndarray | None, n: int, device: Any
+                     ) -> Callable[[int], Any]:
+    """``draw(size)``: a long tensor of ``size`` item positions drawn in proportion to
+    ``weights`` (uniformly over ``n`` when None), by inverse CDF: a ``searchsorted`` of
+    uniform draws costs a fraction of ``torch.multinomial`` on a large catalogue."""
     import torch
 
-    perm = torch.randperm(n_rows, device=device)
+    if weights is None:
+        return lambda size: torch.randint(n, (size,), device=device)
+    cdf = np.cumsum(np.asarray(weights, dtype=np.float64) + 1e-12)
+    cdf_t = torch.as_tensor(cdf / cdf[-1], dtype=torch.float64, device=device)
+
+    def draw(size: int):
+        u = torch.rand(size, dtype=torch.float64, device=device)
+        return torch.searchsorted(cdf_t, u).clamp_(max=n - 1)
+
+    return draw
+
+
+def padded_slots(values: list[list[str]], vocab: dict[str, int]) -> np.ndarray:
+    """items x max-list-length index matrix of each item's values (genres, tags) in
+    ``vocab``, padded with ``len(vocab)`` (an embedding's padding row)."""
+    rows = [[vocab[v] for v in row if v in vocab] for row in values]
+    out = np.full((len(rows), max(1, max(map(len, rows), default=1))), len(vocab), np.int64)
+    for r, row in enumerate(rows):
+        out[r, : len(row)] = row
+    return out
+
+
+#: Early stopping validates at least every this many training rows: at ML-25M scale one
+#: epoch is tens of thousands of steps and models converge within one or two, so a check per
+#: epoch (and a patience of epochs) would train minutes past the best point. Smaller data
+#: (under this many rows) is checked once per epoch, as before.
+CHECK_ROWS = 2_000_000
+
+
+def train_rows(rows, batch_size: int, opt, batch_loss) -> float:
+    """One pass over ``rows`` (a tensor of training-row positions, already shuffled) in
+    mini-batches (index slices): ``batch_loss(idx)`` gives each batch's loss; returns the
+    mean loss."""
     total = 0.0
-    for start in range(0, n_rows, batch_size):
-        idx = perm[start : start + batch_size]
+    for start in range(0, rows.numel(), batch_size):
+        idx = rows[start : start + batch_size]
         loss = batch_loss(idx)
         opt.zero_grad()
         loss.backward()
         opt.step()
         total += float(loss.detach()) * idx.numel()
-    return total / max(1, n_rows)
+    return total / max(1, rows.numel())
 
 
 class EarlyStopping:
@@ -114,34 +188,47 @@ class EarlyStopping:
 def fit_epochs(
     net, opt, device, n_rows: int, batch_loss, epochs: int, batch_size: int, desc: str,
     validate=None, val_key: str = "val", higher_is_better: bool = True, patience: int = 1,
-    on_epoch: Callable[[int, float], None] | None = None,
+    on_epoch: Callable[[int, float], None] | None = None, check_rows: int = CHECK_ROWS,
 ) -> dict[str, list[float]]:
-    """The one training loop: up to ``epochs`` epochs of :func:`train_epoch`. With
-    ``validate`` (a score after each epoch, kept in ``history[val_key]``) it stops after
-    ``patience`` epochs without a gain and leaves ``net`` at its best epoch; without, it runs
-    every epoch (``net`` may then be None: parameters trained outside a module).
-    ``on_epoch(epoch, score)`` hears each validation score, higher always better (a tuner
-    prunes poor trials with it, by raising). Returns the history (``loss`` per epoch, and
+    """The one training loop: up to ``epochs`` shuffled passes over the ``n_rows`` training
+    rows in mini-batches. With ``validate`` (a score, kept in ``history[val_key]``) it checks
+    after each epoch, or after each ``check_rows`` rows of an epoch when it has more, stops
+    after ``patience`` checks without a gain and leaves ``net`` at its best check; without,
+    it runs every epoch (``net`` may then be None: parameters trained outside a module).
+    ``on_epoch(check, score)`` hears each validation score, higher always better (a tuner
+    prunes poor trials with it, by raising). Returns the history (``loss`` per check, and
     the validation scores)."""
+    import torch
+
     if validate is not None and net is None:
         raise ValueError("early stopping needs the network to restore its best epoch")
     stopper = EarlyStopping(patience, higher_is_better) if validate is not None else None
     history: dict[str, list[float]] = {"loss": []}
     if stopper is not None:
         history[val_key] = []
-    pb = bar(desc, total=epochs, unit="epoch")
+    part = n_rows if stopper is None else max(1, min(n_rows, check_rows))
+    parts = -(-n_rows // part) if n_rows else 1
+    pb = bar(desc, total=epochs * parts, unit="check" if parts > 1 else "epoch")
+    stop = False
     for _ in range(epochs):
-        if net is not None:
-            net.train()
-        history["loss"].append(train_epoch(n_rows, batch_size, device, opt, batch_loss))
-        pb.update(1)
-        if stopper is not None:
+        perm = torch.randperm(n_rows, device=device)
+        for start in range(0, max(n_rows, 1), part):
+            if net is not None:
+                net.train()
+            history["loss"].append(train_rows(perm[start : start + part], batch_size, opt,
+                                              batch_loss))
+            pb.update(1)
+            if stopper is None:
+                continue
             score = validate()
             history[val_key].append(score)
             if on_epoch is not None:
                 on_epoch(len(history["loss"]), score if higher_is_better else -score)
             if stopper.update(score, net):
+                stop = True
                 break
+        if stop:
+            break
     pb.close()
     if stopper is not None:
         stopper.restore(net)
@@ -154,11 +241,14 @@ class TrainingParams(EmbeddingParams):
 
     epochs: int = param(30, "most passes over the train rows", ge=1)
     batch_size: int = param(1024, "rows per mini-batch", ge=1, log=True, tune=(256, 4096))
-    lr: float = param(5e-3, "Adam learning rate", gt=0, log=True, tune=(1e-3, 3e-2))
-    weight_decay: float = param(0.0, "L2 weight decay", ge=0, log=True, tune=(1e-8, 1e-3))
+    lr: float = param(5e-3, "Adam learning rate (row-wise: only a batch's rows move)", gt=0,
+                      log=True, tune=(1e-3, 3e-2))
+    weight_decay: float = param(0.0, "decoupled weight decay (AdamW), on the rows a batch "
+                                "touches", ge=0, log=True, tune=(1e-8, 1e-3))
     val_fraction: float = param(0.1, "share of each user's train rows held out for early "
                                 "stopping", gt=0, lt=1)
-    patience: int = param(3, "epochs without a validation gain before stopping", ge=1)
+    patience: int = param(3, "validation checks without a gain before stopping (a check per "
+                          "epoch, or per 2M rows of a larger one)", ge=1)
     seed: int = seed_param()
     device: str = device_param()
 

@@ -44,8 +44,8 @@ class CleoraParams(EmbeddingParams):
     post: str = param("whiten", "after propagation: none, mean-centring or PCA whitening",
                       choices=("none", "center", "whiten"), tune=True)
     seed: int = seed_param()
-    device: str = param("cpu", "cpu (numba), torch (CPU tensors), cuda, or auto (cuda when "
-                        "present)", choices=("cpu", "torch", "cuda", "auto"))
+    device: str = param("auto", "cpu (numba), torch (CPU tensors), cuda, or auto (cuda when "
+                        "torch sees a GPU, else numba)", choices=("cpu", "torch", "cuda", "auto"))
 
 
 class CleoraModel(EmbeddingModel):

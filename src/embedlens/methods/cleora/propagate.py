@@ -171,8 +171,10 @@ def _use_torch(device: str) -> bool:
         return False
     if device == "auto":
         import importlib.util
+        import os
 
-        if importlib.util.find_spec("torch") is None:
+        # no NVIDIA device node: no GPU, and no need to import torch (300 MB) to learn so
+        if not os.path.exists("/dev/nvidiactl") or importlib.util.find_spec("torch") is None:
             return False
         import torch
 

@@ -40,8 +40,12 @@ from embedlens.methods.base import (
 from embedlens.methods.training import (
     TorchModel,
     load_network,
+    negative_sampler,
     network_arrays,
+    padded_slots,
     save_network,
+    shared_pool,
+    sparse_gradients,
 )
 
 FIELDS = ("genres", "tags", "year")
@@ -65,15 +69,6 @@ def side_information(items: pl.DataFrame, tags: pl.DataFrame | None, year_bucket
         pl.when(pl.col("year").is_null()).then(pl.lit([], dtype=pl.List(pl.Utf8)))
         .otherwise(pl.concat_list(bucket)).alias("year"),
     )
-
-
-def _slots(values: list[list[str]], vocab: dict[str, int]) -> np.ndarray:
-    """items x max-list-length index matrix, padded with ``len(vocab)``."""
-    rows = [[vocab[v] for v in row if v in vocab] for row in values]
-    out = np.full((len(rows), max(1, max(map(len, rows), default=1))), len(vocab), np.int64)
-    for r, row in enumerate(rows):
-        out[r, : len(row)] = row
-    return out
 
 
 def skipgram_pairs(walks: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -123,6 +118,7 @@ class EGESModel(TorchModel):
         import torch
 
         from embedlens.methods.eges.net import EGESNet
+        from embedlens.methods.row_adam import RowAdam
 
         p = self.p
         g = sequence_graph(train)
@@ -130,10 +126,7 @@ class EGESModel(TorchModel):
         centre, context = skipgram_pairs(walks, p.window)
         n = g.n_nodes
         freq = np.bincount(walks[walks >= 0], minlength=n).astype(np.float64)
-        # negatives from unigram^0.75 by inverse CDF (searchsorted on uniform draws: the
-        # distribution of torch.multinomial at a fraction of its cost)
-        cdf = np.cumsum(freq**0.75 + 1e-12)
-        noise_cdf = torch.as_tensor(cdf / cdf[-1], dtype=torch.float64, device=device)
+        draw_negatives = negative_sampler(freq**0.75, n, device)  # unigram^0.75
 
         self.vocab: dict[str, dict[str, int]] = {f: {} for f in FIELDS}
         slots = {}
@@ -148,25 +141,34 @@ class EGESModel(TorchModel):
                 values = side[f].fill_null([]).to_list()
                 self.vocab[f] = {v: k for k, v in enumerate(sorted({x for r in values for x in r}))}
                 if self.vocab[f]:
-                    slots[f] = _slots(values, self.vocab[f])
+                    slots[f] = padded_slots(values, self.vocab[f])
+        # a large catalogue (a batch's per-pair negatives touch under half of it) gets
+        # negatives shared by the batch and sparse gradients: the same expected loss,
+        # touching batch + pool rows instead of batch x (1 + negatives)
+        shared = sparse_gradients(n, p.batch_size * (1 + p.negatives))
         net = EGESNet(n, p.dim, {f: len(self.vocab[f]) for f in slots}, slots,
-                      per_item=p.weights == "item").to(device)
-        opt = torch.optim.Adam(net.parameters(), lr=p.lr)
+                      per_item=p.weights == "item",
+                      sparse=(p.batch_size < n and sparse_gradients(n, p.batch_size),
+                              shared)).to(device)
+        opt = RowAdam(net.parameters(), lr=p.lr)
         c_t = torch.as_tensor(centre, dtype=torch.long, device=device)
         x_t = torch.as_tensor(context, dtype=torch.long, device=device)
         k = p.negatives
 
         every_item = torch.arange(n, device=device)
+        logsigmoid = torch.nn.functional.logsigmoid
 
         def batch_loss(idx):
             # a batch names most movies many times: pool each movie's fields once and index
             h = net.embed(every_item)[c_t[idx]] if idx.numel() > n else net.embed(c_t[idx])
             pos = (h * net.context(x_t[idx])).sum(-1)
-            draws = torch.rand(idx.numel() * k, dtype=torch.float64, device=device)
-            neg_ids = torch.searchsorted(noise_cdf, draws).clamp_(max=n - 1)
+            if shared:  # one pool of negatives for the batch, weighted to k per pair
+                pool = shared_pool(idx.numel(), k)
+                neg = h @ net.context(draw_negatives(pool)).T
+                return -(logsigmoid(pos).mean() + k / pool * logsigmoid(-neg).sum(-1).mean())
+            neg_ids = draw_negatives(idx.numel() * k)
             neg = (h[:, None, :] * net.context(neg_ids).view(idx.numel(), k, -1)).sum(-1)
-            return -(torch.nn.functional.logsigmoid(pos).mean()
-                     + torch.nn.functional.logsigmoid(-neg).sum(-1).mean())
+            return -(logsigmoid(pos).mean() + logsigmoid(-neg).sum(-1).mean())
 
         # skip-gram has no held-out signal to stop on: every epoch runs
         self.history = self.train_loop(net, opt, device, c_t.numel(), batch_loss, p.epochs,

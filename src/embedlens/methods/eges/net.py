@@ -13,11 +13,15 @@ class EGESNet(nn.Module):
     index matrix (pad = the extra last row), so a batch pools only its own items."""
 
     def __init__(self, n_items: int, dim: int, field_sizes: dict[str, int],
-                 slots: dict[str, np.ndarray], per_item: bool = True):
+                 slots: dict[str, np.ndarray], per_item: bool = True,
+                 sparse: tuple[bool, bool] = (False, False)):
         super().__init__()
         self.fields = list(field_sizes)
-        self.item_id = nn.Embedding(n_items, dim)
-        self.ctx = nn.Embedding(n_items, dim)
+        # sparse: whether the id (and per-item weight) and context tables hand sparse
+        # gradients, so that only a batch's rows change (RowAdam)
+        self.sparse = sparse
+        self.item_id = nn.Embedding(n_items, dim, sparse=sparse[0])
+        self.ctx = nn.Embedding(n_items, dim, sparse=sparse[1])
         nn.init.uniform_(self.item_id.weight, -0.5 / dim, 0.5 / dim)
         nn.init.zeros_(self.ctx.weight)
         self.side = nn.ModuleDict({
@@ -46,8 +50,8 @@ class EGESNet(nn.Module):
             parts.append(pooled)
             present.append(has)
         stacked = torch.stack(parts, 1)  # batch x fields x dim
-        logits = self.logits[items] if self.logits.shape[0] > 1 else self.logits.expand(
-            items.numel(), -1)
+        logits = nn.functional.embedding(items, self.logits, sparse=self.sparse[0]) \
+            if self.logits.shape[0] > 1 else self.logits.expand(items.numel(), -1)
         logits = logits.masked_fill(~torch.stack(present, 1), float("-inf"))
         return (torch.softmax(logits, dim=1)[:, :, None] * stacked).sum(1)
 

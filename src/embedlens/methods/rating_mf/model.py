@@ -22,6 +22,7 @@ from embedlens.methods.training import (
     load_network,
     network_arrays,
     save_network,
+    sparse_gradients,
 )
 
 NET_FILE = "rating_net.npz"
@@ -35,7 +36,8 @@ class RatingParams(TrainingParams):
                       "[u, i]", choices=("dot", "mlp", "concat"))
     epochs: int = param(50, "most passes over the train rows", ge=1)
     batch_size: int = param(512, "rows per mini-batch", ge=1, log=True, tune=(128, 4096))
-    weight_decay: float = param(1e-4, "AdamW weight decay", ge=0, log=True,
+    weight_decay: float = param(1e-4, "decoupled weight decay (AdamW), on the rows a "
+                                "batch touches", ge=0, log=True,
                                 tune=(1e-6, 1e-2))
 
 
@@ -54,6 +56,7 @@ class RatingModel(TorchModel):
         import torch
 
         from embedlens.methods.rating_mf.net import RatingNet
+        from embedlens.methods.row_adam import RowAdam
 
         p = self.p
         fit_m, val_m = holdout(train.ratings, p.val_fraction, p.seed)
@@ -66,8 +69,10 @@ class RatingModel(TorchModel):
 
         (u, i, r), (vu, vi, vr) = tensors(fit_m), tensors(val_m)
         mean = float(r.mean())
-        net = RatingNet(*train.shape, p.dim, mean, p.head).to(device)
-        opt = torch.optim.AdamW(net.parameters(), lr=p.lr, weight_decay=p.weight_decay)
+        sparse = (sparse_gradients(train.shape[0], p.batch_size),
+                  sparse_gradients(train.shape[1], p.batch_size))
+        net = RatingNet(*train.shape, p.dim, mean, p.head, sparse=sparse).to(device)
+        opt = RowAdam(net.parameters(), lr=p.lr, weight_decay=p.weight_decay)
 
         def batch_loss(idx):
             return torch.nn.functional.mse_loss(net(u[idx], i[idx]), r[idx])

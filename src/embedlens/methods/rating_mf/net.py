@@ -11,13 +11,14 @@ class RatingNet(nn.Module):
     tutorial's dot-then-dense) or ``concat`` (MLP on [u, i])."""
 
     def __init__(self, n_users: int, n_items: int, dim: int, mean: float, head: str,
-                 hidden: int = 64):
+                 hidden: int = 64, sparse: tuple[bool, bool] = (False, False)):
         super().__init__()
         self.head = head
-        self.user = nn.Embedding(n_users, dim)
-        self.item = nn.Embedding(n_items, dim)
-        self.user_bias = nn.Embedding(n_users, 1)
-        self.item_bias = nn.Embedding(n_items, 1)
+        # sparse: whether the user and item tables hand sparse gradients (RowAdam)
+        self.user = nn.Embedding(n_users, dim, sparse=sparse[0])
+        self.item = nn.Embedding(n_items, dim, sparse=sparse[1])
+        self.user_bias = nn.Embedding(n_users, 1, sparse=sparse[0])
+        self.item_bias = nn.Embedding(n_items, 1, sparse=sparse[1])
         for emb in (self.user, self.item):
             nn.init.normal_(emb.weight, std=0.05)
         for emb in (self.user_bias, self.item_bias):

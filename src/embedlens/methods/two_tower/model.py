@@ -19,11 +19,17 @@ from embedlens.methods.training import (
     TorchModel,
     TrainingParams,
     holdout,
+    negative_sampler,
+    padded_slots,
+    shared_pool,
+    sparse_gradients,
+    validation_users,
 )
 
 
-def _genre_bags(train: InteractionMatrix, dataset: Dataset | None):
-    """Per-item genre ids as (flat ids, offsets) for EmbeddingBag; None without genres."""
+def _genre_slots(train: InteractionMatrix, dataset: Dataset | None):
+    """Per-item genre ids as an items x slots matrix padded with the vocabulary size, and
+    the vocabulary size; (None, 0) without genres."""
     if dataset is None or dataset.items is None:
         return None, 0
     items = pl.DataFrame({"item_id": train.items.ids}).join(
@@ -33,11 +39,7 @@ def _genre_bags(train: InteractionMatrix, dataset: Dataset | None):
     vocab = sorted(set(genres.explode().drop_nulls().to_list()))
     if not vocab:
         return None, 0
-    index = {g: k for k, g in enumerate(vocab)}
-    lists = [[index[g] for g in row] for row in genres.to_list()]
-    flat = np.array([g for row in lists for g in row], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum([len(r) for r in lists])[:-1]]).astype(np.int64)
-    return (flat, offsets), len(vocab)
+    return padded_slots(genres.to_list(), {g: k for k, g in enumerate(vocab)}), len(vocab)
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,8 @@ class TwoTowerParams(TrainingParams):
     dim: int = param(64, "vector dimension", ge=1, log=True, tune=(16, 128))
     loss: str = param("bce", "bce with sampled negatives, or in-batch softmax with logQ "
                       "correction", choices=("bce", "softmax"), tune=True)
-    negatives: int = param(10, "sampled negatives per positive (bce)", ge=1, log=True,
+    negatives: int = param(10, "sampled negatives per positive (bce; on a large catalogue, "
+                           "their weight in a pool the batch shares)", ge=1, log=True,
                            tune=(2, 50))
     sampler: str = param("uniform", "how negatives are drawn (bce)",
                          choices=("uniform", "popularity"))
@@ -58,9 +61,11 @@ class TwoTowerModel(TorchModel):
     """User tower (id embedding) and item tower (id + genre bag), scored by dot product.
 
     ``loss="bce"`` (default, best on ML-100k): binary cross-entropy against ``negatives``
-    sampled items per positive, drawn by ``sampler`` "uniform" or "popularity"
-    (unigram^0.75). ``loss="softmax"``: in-batch sampled softmax with logQ correction (the
-    batch's other positives are the negatives; subtracting log popularity removes their
+    sampled items' worth per positive, drawn by ``sampler`` "uniform" or "popularity"
+    (unigram^0.75); on a catalogue much larger than a batch's draws, as one pool every row
+    of the batch scores (``shared_pool``: the same expected loss, far fewer rows).
+    ``loss="softmax"``: in-batch sampled softmax with logQ correction (the batch's other
+    positives are the negatives; subtracting log popularity removes their
     popularity bias). Early stopping on NDCG@10 of a validation split carved from train
     (``val_fraction`` of each user's items).
     """
@@ -80,14 +85,24 @@ class TwoTowerModel(TorchModel):
         n_users, n_items = train.shape
         pop = np.asarray(fit_m.sum(axis=0)).ravel() + 1.0
         log_q = torch.as_tensor(np.log(pop / pop.sum()), dtype=torch.float32, device=device)
-        neg_p = torch.as_tensor(pop**0.75 if p.sampler == "popularity" else np.ones_like(pop),
-                                dtype=torch.float32, device=device)
-        bags, n_genres = _genre_bags(train, dataset) if p.features else (None, 0)
+        draw = negative_sampler(pop**0.75 if p.sampler == "popularity" else None, n_items,
+                                device)
+        slots, n_genres = _genre_slots(train, dataset) if p.features else (None, 0)
+        from embedlens.methods.row_adam import RowAdam
         from embedlens.methods.two_tower.net import Towers
 
-        net = Towers(n_users, n_items, p.dim, bags, n_genres).to(device)
-        opt = torch.optim.Adam(net.parameters(), lr=p.lr, weight_decay=p.weight_decay)
-        val_users = np.flatnonzero(np.diff(val_m.indptr) > 0)
+        # a large catalogue (a batch's per-row negatives touch under half of it) gets
+        # shared negatives and sparse item gradients; a small one per-row draws, dense
+        shared = p.loss == "bce" and sparse_gradients(n_items,
+                                                       p.batch_size * (1 + p.negatives))
+        items_per_batch = p.batch_size * (1 if p.loss == "softmax" else 1 + p.negatives)
+        if shared:
+            items_per_batch = p.batch_size + shared_pool(p.batch_size, p.negatives)
+        net = Towers(n_users, n_items, p.dim, slots, n_genres,
+                     (sparse_gradients(n_users, p.batch_size),
+                      sparse_gradients(n_items, items_per_batch))).to(device)
+        opt = RowAdam(net.parameters(), lr=p.lr, weight_decay=p.weight_decay)
+        val_users = validation_users(val_m, p.seed)
 
         def batch_loss(idx):
             u, i = users_t[idx], items_t[idx]
@@ -100,12 +115,20 @@ class TwoTowerModel(TorchModel):
                 return torch.nn.functional.cross_entropy(
                     logits.masked_fill(same, -1e9), torch.arange(i.numel(), device=device))
             k = p.negatives
-            neg = torch.multinomial(neg_p, i.numel() * k, replacement=True).view(-1, k)
             pos_s = (uv * iv).sum(-1)
-            neg_s = (uv[:, None, :] * net.items(neg)).sum(-1)
-            return torch.nn.functional.binary_cross_entropy_with_logits(
-                torch.cat([pos_s[:, None], neg_s], 1),
-                torch.cat([torch.ones_like(pos_s[:, None]), torch.zeros_like(neg_s)], 1))
+            if shared:
+                # every row scores one pool of negatives shared by the batch, each weighted
+                # so that a positive faces `negatives` negatives' worth: the same expected
+                # loss, touching B + pool item rows instead of B x (1 + negatives)
+                pool = shared_pool(i.numel(), k)
+                neg_s = uv @ net.items(draw(pool)).T
+                weight = k / pool
+            else:
+                neg_s = (uv[:, None, :] * net.items(draw(i.numel() * k).view(-1, k))).sum(-1)
+                weight = 1.0
+            softplus = torch.nn.functional.softplus  # BCE: -log s(pos), -log(1 - s(neg))
+            return (softplus(-pos_s).sum() + weight * softplus(neg_s).sum()) / (
+                i.numel() * (1 + k))
 
         self.history = self.train_loop(
             net, opt, device, users_t.numel(), batch_loss, p.epochs, p.batch_size, "two-tower",

@@ -1,0 +1,166 @@
+"""What lets every method run at MovieLens-25M scale: row-wise optimiser steps, sparse
+gradients where a batch touches little of a table, thread pools that do not fight, and a
+synthetic log whose quality can be measured."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import polars as pl
+import pytest
+
+from embedlens.data.synthetic import planted_vectors, synthetic_movielens
+from embedlens.evaluation.evaluate import evaluate_model
+from embedlens.evaluation.splits import EvalSplit
+from embedlens.methods.base import ImportedModel
+from embedlens.methods.registry import get_method
+from embedlens.methods.training import sparse_gradients
+from embedlens.testing.planted import planted_log
+
+torch = pytest.importorskip("torch")
+
+
+def test_row_adam_is_adamw_when_every_row_is_touched_and_lazy_otherwise():
+    from embedlens.methods.row_adam import RowAdam
+
+    torch.manual_seed(0)
+    sparse, dense = torch.nn.Embedding(40, 6, sparse=True), torch.nn.Embedding(40, 6)
+    dense.weight.data.copy_(sparse.weight.data)
+    head_a, head_b = torch.nn.Linear(6, 1), torch.nn.Linear(6, 1)
+    head_b.load_state_dict(head_a.state_dict())
+    opt_a = RowAdam([*sparse.parameters(), *head_a.parameters()], lr=0.02, weight_decay=0.1)
+    opt_b = torch.optim.AdamW([*dense.parameters(), *head_b.parameters()], lr=0.02,
+                              weight_decay=0.1)
+    for _ in range(15):  # every row each step, some twice (duplicates must be summed)
+        idx = torch.cat([torch.arange(40), torch.randint(0, 40, (25,))])
+        y = torch.randn(idx.numel())
+        for emb, head, opt in ((sparse, head_a, opt_a), (dense, head_b, opt_b)):
+            opt.zero_grad()
+            ((head(emb(idx)).squeeze(-1) - y) ** 2).mean().backward()
+            opt.step()
+    assert torch.allclose(sparse.weight, dense.weight, atol=1e-5)
+    assert torch.allclose(head_a.weight, head_b.weight, atol=1e-6)
+    # a step that touches rows 0..4 leaves every other row (and its moments) alone
+    before = sparse.weight.detach().clone()
+    opt_a.zero_grad()
+    sparse(torch.arange(5)).sum().backward()
+    opt_a.step()
+    changed = (sparse.weight != before).any(1)
+    assert changed[:5].all() and not changed[5:].any()
+
+
+def test_sparse_gradients_only_where_a_batch_touches_little_of_a_table():
+    assert not sparse_gradients(1_682, 1024 * 11)  # ML-100k items: dense is cheaper
+    assert sparse_gradients(162_541, 1024)  # ML-25M users
+    assert sparse_gradients(59_047, 1024 * 11)  # ML-25M items
+
+
+@pytest.mark.parametrize("method, params", [
+    ("two-tower", {"batch_size": 16, "negatives": 2, "epochs": 4}),
+    ("rating-mf", {"batch_size": 16, "epochs": 4}),
+    ("eges", {"batch_size": 8, "negatives": 2, "epochs": 1, "num_walks": 4}),
+])
+def test_the_sparse_path_learns_the_planted_tastes_and_is_deterministic(method, params):
+    log = planted_log(n_users=240, n_items=120)
+    train = EvalSplit.prepare(log, "user-time-0.2")
+    model = get_method(method)(device="cpu", **params)
+    # the batch is small beside the tables, so this run takes the sparse-gradient path
+    assert sparse_gradients(240, params["batch_size"])
+    fitted = model.fit(train.train, train.train_dataset(log))
+    again = get_method(method)(device="cpu", **params).fit(train.train,
+                                                          train.train_dataset(log))
+    assert np.array_equal(fitted.item_embeddings.vectors, again.item_embeddings.vectors)
+    # movies of one taste group sit nearer each other than movies of different groups
+    vec = fitted.item_embeddings.normalized().vectors
+    group = log.items.join(pl.DataFrame({"item_id": fitted.item_embeddings.ids}),
+                           on="item_id", how="right")["genres"].list.first().to_numpy()
+    sim = vec @ vec.T
+    same = group[:, None] == group[None, :]
+    np.fill_diagonal(same, False)
+    other = ~same
+    np.fill_diagonal(other, False)
+    assert sim[same].mean() > sim[other].mean() + 0.05
+
+
+def test_the_synthetic_log_has_planted_tastes_that_beat_popularity():
+    ds = synthetic_movielens("ml-1m", seed=1, scale=0.2)
+    taste, cluster = ds.meta["taste"], ds.meta["cluster"]
+    users = ds.interactions["user_id"].to_numpy() - 1
+    items = ds.interactions["item_id"].to_numpy() - 1
+    liked = taste[users] == cluster[items]
+    # far more of a user's movies are of their taste than popularity alone would give
+    # (heavy users exhaust a small cluster, so less than IN_TASTE at this size)
+    mass = np.bincount(cluster, weights=ds.meta["popularity"], minlength=cluster.max() + 1)
+    assert liked.mean() > 2 * (mass**2).sum()
+    ratings = ds.interactions["rating"].to_numpy()
+    assert ratings[liked].mean() > ratings[~liked].mean() + 0.5
+    # a movie's first genre names its taste cluster
+    first = ds.items["genres"].list.first().to_list()
+    from embedlens.data.synthetic import GENRES
+
+    assert first == [GENRES[c] for c in cluster]
+    data = EvalSplit.prepare(ds, "user-time-0.2")
+    users_v, items_v = planted_vectors(ds)
+    oracle = ImportedModel.from_embeddings(items_v, similarity="dot")
+    oracle.user_embeddings = users_v
+    pop = get_method("pop")().fit(data.train)
+    cleora = get_method("cleora")().fit(data.train, data.train_dataset(ds))
+    o, p, c = (evaluate_model(m, data) for m in (oracle, pop, cleora))
+    assert o["ndcg@10"] > 2 * p["ndcg@10"]  # popularity is clearly beatable
+    assert o["ndcg@10"] >= c["ndcg@10"] - c["ndcg@10_ci95"]  # the oracle is the ceiling
+    assert c["ndcg@10"] > p["ndcg@10"] + p["ndcg@10_ci95"]  # a real method beats pop
+
+
+def _fresh(code: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("OMP_WAIT_POLICY", "EMBEDLENS_THREADS", "NUMBA_NUM_THREADS",
+                          "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**clean, **env}, timeout=120)
+
+
+def test_idle_threads_wait_passively_unless_the_user_chose():
+    show = "import embedlens, os; print(os.environ['OMP_WAIT_POLICY'])"
+    assert _fresh(show).stdout.strip() == "PASSIVE"
+    assert _fresh(show, OMP_WAIT_POLICY="ACTIVE").stdout.strip() == "ACTIVE"
+
+
+def test_embedlens_threads_sizes_every_pool_and_torch_during_a_fit():
+    code = ("import embedlens, os, numba, torch\n"
+            "from embedlens.methods.training import deterministic_torch\n"
+            "torch.set_num_threads(2)\n"
+            "with deterministic_torch(0):\n"
+            "    inside = torch.get_num_threads()\n"
+            "print(os.environ['NUMBA_NUM_THREADS'], numba.config.NUMBA_NUM_THREADS, inside,"
+            " torch.get_num_threads())")
+    assert _fresh(code, EMBEDLENS_THREADS="1").stdout.split() == ["1", "1", "1", "2"]
+
+
+def test_a_bad_thread_budget_is_one_line_and_exit_2():
+    proc = subprocess.run([sys.executable, "-c", "from embedlens.app.cli import main; main()",
+                           "methods"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "EMBEDLENS_THREADS": "many"})
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1
+    assert lines[0] == ("Error: EMBEDLENS_THREADS='many' is not a positive whole number of "
+                        f"threads; set it to 1..{len(os.sched_getaffinity(0))} or unset it.")
+
+
+def test_a_large_epoch_is_validated_in_parts_and_stops_at_its_best_check():
+    from embedlens.methods.training import fit_epochs
+
+    net = torch.nn.Linear(1, 1)
+    opt = torch.optim.SGD(net.parameters(), lr=0.0)
+    scores = iter([0.1, 0.3, 0.2, 0.25, 0.2, 0.9])
+    heard = []
+    history = fit_epochs(net, opt, "cpu", 100, lambda idx: net.weight.sum() * 0,
+                         epochs=5, batch_size=10, desc="t", validate=lambda: next(scores),
+                         val_key="val", patience=3, check_rows=30,
+                         on_epoch=lambda k, s: heard.append(k))
+    # 100 rows in parts of 30: four checks per epoch; the best (0.3, check 2) is followed by
+    # three checks without a gain, so training stops at check 5, inside the second epoch
+    assert history["val"] == [0.1, 0.3, 0.2, 0.25, 0.2]
+    assert len(history["loss"]) == 5 and heard == [1, 2, 3, 4, 5]
