@@ -3,10 +3,10 @@
 The pools run one after another, never together, so each may use every core. What hurts is
 how an idle pool waits: OpenMP's default ("active") spins for a while after every parallel
 region, and a torch training step is thousands of tiny parallel regions. On a machine that is
-busy with other work, a spinning or descheduled thread stalls every region: the two-tower
-model on ML-100k took 80 s for five epochs with two torch threads under a two-process
-background load against 6.6 s with one thread, and 6.9 s with two threads whose idle wait is
-passive (``benchmarks/busy_machine.py`` measures it). So embedlens sets
+busy with other work, spinning threads take the cores the working ones need: five two-tower
+epochs on ML-100k took 26.1 s under a two-process background load on two cores with active
+waits against 10.6 s with passive ones (7.0 s and 5.0 s quiet; ``benchmarks/busy_machine.py``,
+docs/benchmarks.md "A busy machine"). So embedlens sets
 ``OMP_WAIT_POLICY=PASSIVE`` before torch or numba load (unless the user chose a policy), and
 ``EMBEDLENS_THREADS`` caps every pool at once.
 """
