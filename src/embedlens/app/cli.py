@@ -150,22 +150,22 @@ def datasets_synthetic(
     """Write a planted synthetic log shaped like a MovieLens release, in that release's own
     files, so `embedlens run --dataset SHAPE --data-dir OUT` runs on it like on the real one
     (the real large releases cannot be redistributed)."""
-    from embedlens.core.errors import DataError
+    from embedlens.core.errors import DataError, unknown_name
     from embedlens.data.registry import get_variant
     from embedlens.data.synthetic import SHAPES, synthetic_movielens, write_movielens_folder
-    from embedlens.io.folders import claim
+    from embedlens.io.folders import claim, preflight
 
     if shape not in SHAPES:
-        from embedlens.core.errors import unknown_name
-
         raise unknown_name("synthetic shape", shape, list(SHAPES))
     if not 0 < scale <= 1:
         raise DataError(f"--scale must be in (0, 1], got {scale}.")
     variant = get_variant(shape)
+    target = Path(out) / variant.folder
+    preflight(target, force=force, kind="synthetic")  # refuse the folder before generating
     ds = synthetic_movielens(shape, seed=seed, scale=scale)
-    with claim(Path(out) / variant.folder, "synthetic", force=force) as folder:
+    with claim(target, "synthetic", force=force) as folder:
         write_movielens_folder(ds, folder.path, variant.layout)
-    console.print(_t(f"{Path(out) / variant.folder}: {ds.n_interactions:,} ratings, "
+    console.print(_t(f"{target}: {ds.n_interactions:,} ratings, "
                      f"{ds.n_users:,} users, {ds.n_items:,} movies (seed {seed})"))
 
 

@@ -16,7 +16,6 @@ who likes what beats it. Users also rate their taste's movies higher.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -221,9 +220,9 @@ def _distinct_kernel(cdf: np.ndarray, members: np.ndarray, bounds: np.ndarray,
             state[0] = stream(seed, u)
             lo, hi = offsets[u], offsets[u + 1]
             pos, tries = lo, 0
+            lo_c, hi_c = bounds[taste[u]], bounds[taste[u] + 1]
             while pos < hi and tries < 3 * (hi - lo):
                 tries += 1
-                lo_c, hi_c = bounds[taste[u]], bounds[taste[u] + 1]
                 if next_float(state) < in_taste and hi_c > lo_c:
                     j = int(np.searchsorted(cluster_cdf[lo_c:hi_c], next_float(state),
                                             side="right"))
@@ -317,20 +316,15 @@ def write_movielens_folder(dataset: Dataset, folder: str | Path, layout: str = "
         pl.col(USER).alias("userId"), pl.col(ITEM).alias("movieId"), RATING, TIMESTAMP)
     movies = dataset.items.select(pl.col(ITEM).alias("movieId"), "title",
                                   pl.col("genres").list.join("|"))
-    if layout == "csv":
-        _write(folder / "ratings.csv", ratings.write_csv)
-        _write(folder / "movies.csv", movies.write_csv)
-        if dataset.tags is not None:
-            tags = dataset.tags.select(pl.col(USER).alias("userId"),
-                                       pl.col(ITEM).alias("movieId"), "tag", TIMESTAMP)
-            _write(folder / "tags.csv", tags.write_csv)
-        return
-    for name, table in (("ratings.dat", ratings), ("movies.dat", movies)):
-        text = table.write_csv(separator="\t", include_header=False, quote_style="never")
-        with atomic_path(folder / name) as tmp:
-            tmp.write_text(text.replace("\t", "::"))
-
-
-def _write(path: Path, writer: Callable[[Path], object]) -> None:
-    with atomic_path(path) as tmp:
-        writer(tmp)
+    tables = {"ratings": ratings, "movies": movies}
+    if dataset.tags is not None and layout == "csv":
+        tables["tags"] = dataset.tags.select(pl.col(USER).alias("userId"),
+                                             pl.col(ITEM).alias("movieId"), "tag", TIMESTAMP)
+    for name, table in tables.items():
+        with atomic_path(folder / f"{name}.{layout}") as tmp:
+            if layout == "csv":
+                table.write_csv(tmp)
+            else:  # "::" is two bytes, which polars cannot write: tabs, then replaced
+                text = table.write_csv(separator="\t", include_header=False,
+                                       quote_style="never")
+                tmp.write_text(text.replace("\t", "::"))

@@ -148,8 +148,7 @@ class EGESModel(TorchModel):
         shared = sparse_gradients(n, p.batch_size * (1 + p.negatives))
         net = EGESNet(n, p.dim, {f: len(self.vocab[f]) for f in slots}, slots,
                       per_item=p.weights == "item",
-                      sparse=(p.batch_size < n and sparse_gradients(n, p.batch_size),
-                              shared)).to(device)
+                      sparse=(sparse_gradients(n, p.batch_size), shared)).to(device)
         opt = RowAdam(net.parameters(), lr=p.lr)
         c_t = torch.as_tensor(centre, dtype=torch.long, device=device)
         x_t = torch.as_tensor(context, dtype=torch.long, device=device)
