@@ -99,7 +99,10 @@ class MethodContract:
         again = self.build().fit(split.train, split.train_dataset(ds))
         if isinstance(fitted, ItemVectors) and isinstance(again, ItemVectors):
             a, b = fitted.item_vectors(), again.item_vectors()
-            assert np.array_equal(a.ids, b.ids) and np.array_equal(a.vectors, b.vectors)
+            assert np.array_equal(a.ids, b.ids)
+            assert np.array_equal(a.vectors, b.vectors), (
+                f"{np.sum(a.vectors != b.vectors)} of {a.vectors.size} values differ, by up "
+                f"to {np.max(np.abs(a.vectors - b.vectors)):.3g}")
         users = np.arange(min(5, len(split.train.users)))
         assert np.array_equal(fitted.scorer(split.train)(users),
                               again.scorer(split.train)(users))

@@ -92,16 +92,19 @@ def _frequency_reg(x: sp.csr_matrix, alpha0: float, reg: float, nu: float) -> np
 
 @njit(parallel=True, fastmath=True, cache=True)
 def _cg_rows(indptr, indices, rows, cols, gram, alpha0, reg, steps,
-             n_chunks):  # pragma: no cover - numba
+             scratch):  # pragma: no cover - numba
     """In place, for every row ``u``: ``steps`` conjugate-gradient steps on
     ``(sum_i c_i c_i^T + alpha0 G + reg_u I) x = sum_i c_i`` from ``x = rows[u]`` (``c_i``: the
     row's columns' vectors). Each row is solved in cache by one thread, so the result does
-    not depend on the number of threads."""
+    not depend on the number of threads. ``scratch`` (chunks x 3 x dim) gives each chunk of
+    rows its own work vectors, allocated by the caller: numba hoists allocations out of a
+    ``prange`` body, and which thread then shares them is its business, not ours."""
     n, dim = rows.shape
+    n_chunks = scratch.shape[0]
     for chunk in prange(n_chunks):
-        resid = np.empty(dim, dtype=np.float32)
-        direction = np.empty(dim, dtype=np.float32)
-        applied = np.empty(dim, dtype=np.float32)
+        resid = scratch[chunk, 0]
+        direction = scratch[chunk, 1]
+        applied = scratch[chunk, 2]
         for u in range(chunk * n // n_chunks, (chunk + 1) * n // n_chunks):
             x = rows[u]
             lo, hi = indptr[u], indptr[u + 1]
@@ -162,9 +165,9 @@ def solve_side(pattern: tuple[np.ndarray, np.ndarray], rows: np.ndarray, cols: n
     row's normal equations with the other side ``cols`` fixed (see the module docstring).
     ``pattern`` is the rows' (indptr, indices) over the columns of ``cols``."""
     gram = (cols.T.astype(np.float64) @ cols.astype(np.float64)).astype(np.float32)
-    n_chunks = max(1, min(rows.shape[0], 256))
+    scratch = np.zeros((max(1, min(rows.shape[0], 256)), 3, rows.shape[1]), np.float32)
     _cg_rows(pattern[0], pattern[1], rows, cols, gram, np.float32(alpha0),
-             reg.astype(np.float32), steps, n_chunks)
+             reg.astype(np.float32), steps, scratch)
 
 
 @njit(parallel=True, fastmath=True, cache=True)
