@@ -164,3 +164,40 @@ def test_a_large_epoch_is_validated_in_parts_and_stops_at_its_best_check():
     # three checks without a gain, so training stops at check 5, inside the second epoch
     assert history["val"] == [0.1, 0.3, 0.2, 0.25, 0.2]
     assert len(history["loss"]) == 5 and heard == [1, 2, 3, 4, 5]
+
+
+def test_elsa_loss_without_the_score_matrix_is_the_dense_loss_and_gradient():
+    from embedlens.methods.elsa.model import normalised_error
+
+    normalize = torch.nn.functional.normalize
+    rng = np.random.default_rng(0)
+    x = torch.as_tensor((rng.random((9, 40)) < 0.2).astype(np.float32))
+    x[3] = 0  # a user with no items contributes 0 to both forms
+    weights = [torch.nn.Parameter(torch.randn(40, 8, generator=torch.Generator().manual_seed(1)))
+               for _ in range(2)]
+    a_dense, a_gram = (normalize(w, dim=-1) for w in weights)
+    scores = x @ a_dense @ a_dense.T - x
+    dense = (normalize(scores, dim=-1) - normalize(x, dim=-1)).pow(2).sum(-1).mean()
+    gram = normalised_error(x @ a_gram, a_gram.T @ a_gram, x.sum(-1))
+    dense.backward()
+    gram.backward()
+    assert dense.item() > 0.1
+    assert abs(gram.item() - dense.item()) < 1e-5
+    assert torch.allclose(weights[0].grad, weights[1].grad, atol=1e-5)
+
+
+def test_elsa_batches_grow_with_the_log_only_when_left_to_it():
+    from embedlens.methods.elsa.model import batch_users
+
+    assert batch_users(None, 943) == 256
+    assert batch_users(None, 162_541) == 2540  # ML-25M: 64 steps an epoch
+    assert batch_users(64, 162_541) == 64
+
+
+def test_elsa_whole_table_operations_have_the_right_gradients():
+    from embedlens.methods.elsa.ops import Gram, UnitRows
+
+    w = torch.randn(12, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(UnitRows.apply, (w,))
+    assert torch.autograd.gradcheck(Gram.apply, (w,))
+    assert torch.allclose(UnitRows.apply(w), torch.nn.functional.normalize(w, dim=-1))
