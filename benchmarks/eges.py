@@ -14,7 +14,7 @@ from embedlens.core.progress import set_quiet
 from embedlens.data import load_movielens
 from embedlens.evaluation.evaluate import evaluate_model
 from embedlens.evaluation.splits import EvalSplit
-from embedlens.methods.eges.model import skipgram_pairs
+from embedlens.kernels.skipgram import window_pairs
 from embedlens.methods.registry import get_method
 
 
@@ -31,7 +31,7 @@ def main() -> None:
         for label, params in (("eges (per-item weights)", {}),
                               ("eges (global field weights)", {"weights": "global"}),
                               ("eges without side info", {"side_info": False})):
-            model = get_method("eges")(device="cpu", **params)
+            model = get_method("eges")(**params)
             start = time.perf_counter()
             model.fit(data.train, data.train_dataset(ds))
             fit_s = time.perf_counter() - start
@@ -41,7 +41,7 @@ def main() -> None:
             p = model.params
             walks = random_walks(sequence_graph(data.train), p["num_walks"], p["walk_length"],
                                  weighted=False, seed=p["seed"])
-            pairs = skipgram_pairs(walks, p["window"])[0].size * p["epochs"]
+            pairs = 2 * window_pairs(walks, p["window"])[0].size * p["epochs"]  # both ways
             r = evaluate_model(model, data)
             rows.append({"dataset": name, "model": label, "fit s": fit_s,
                          "pairs/s": f"{pairs / fit_s:,.0f}",

@@ -22,7 +22,7 @@ def main() -> None:
     rows = []
     for name in args.datasets.split(","):
         split = ColdSplit.prepare(load_movielens(name, data_dir=ML_DIR), fraction=0.1, seed=42)
-        model = get_method("eges")(device="cpu").fit(split.train, split.train_dataset)
+        model = get_method("eges")().fit(split.train, split.train_dataset)
         for label, r in evaluate_coldstart(model, split).items():
             rows.append({"dataset": name, "held-out movies": len(split.cold_items),
                          "test ratings": split.test.height, "ranking": label,

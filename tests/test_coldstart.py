@@ -13,7 +13,7 @@ def test_coldstart_protocol_on_ml100k(ml100k):
     assert len(split.cold_items) == 168
     assert not np.isin(split.cold_items, split.train.items.ids).any()
     assert split.test[("item_id")].is_in(pl.Series(split.cold_items).implode()).all()
-    model = get_method("eges")(epochs=2, num_walks=5, device="cpu").fit(
+    model = get_method("eges")(epochs=2, num_walks=5).fit(
         split.train, split.train_dataset)
     out = evaluate_coldstart(model, split)
     ours = out["model, held-out only"]

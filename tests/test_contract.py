@@ -16,7 +16,7 @@ FAST = {
     "deepwalk": {"dim": 16},
     "two-tower": {"epochs": 10, "batch_size": 128, "device": "cpu", "dim": 16},
     "rating-mf": {"epochs": 10, "device": "cpu", "dim": 8},
-    "eges": {"epochs": 2, "num_walks": 4, "device": "cpu", "dim": 16},
+    "eges": {"dim": 16},
     "text": {"cache": False, "device": "cpu"},
     "ials": {"dim": 16, "epochs": 8},
     "elsa": {"dim": 32, "epochs": 10, "batch_size": 64, "device": "cpu"},

@@ -1,4 +1,4 @@
-"""EGES: skip-gram pairs, side information, cold-start vectors, save/load."""
+"""EGES: negative sampling, planted tastes, side information, cold-start vectors, save/load."""
 
 import numpy as np
 import polars as pl
@@ -7,17 +7,41 @@ import pytest
 from embedlens.core.errors import DataError
 from embedlens.evaluation.evaluate import evaluate_model
 from embedlens.evaluation.splits import EvalSplit
-from embedlens.methods.eges.model import side_information, skipgram_pairs
+from embedlens.methods.eges.model import side_information
+from embedlens.methods.eges.sgd import negative_table
 from embedlens.methods.registry import get_method
+from embedlens.testing.planted import planted_log
 
 
-def test_skipgram_pairs_by_hand():
-    walks = np.array([[0, 1, 2], [3, 4, -1]])
-    centre, context = skipgram_pairs(walks, window=1)
-    pairs = sorted(zip(centre.tolist(), context.tolist(), strict=True))
-    assert pairs == [(0, 1), (1, 0), (1, 2), (2, 1), (3, 4), (4, 3)]
-    c2, _ = skipgram_pairs(walks, window=2)
-    assert len(c2) == 8  # plus (0, 2) and (2, 0)
+def test_negatives_are_drawn_by_unigram_to_the_075():
+    freq = np.array([1.0, 16.0, 0.0, 81.0])
+    table = negative_table(freq, size=100_000)
+    share = np.bincount(table, minlength=4) / table.size
+    expected = freq**0.75 / (freq**0.75).sum()  # 1 : 8 : 0 : 27
+    assert np.allclose(share, expected, atol=1e-3)
+    assert share[2] == 0
+
+
+def test_the_trainer_learns_planted_tastes_and_is_deterministic():
+    log = planted_log(n_users=240, n_items=120)
+    split = EvalSplit.prepare(log, "user-time-0.2")
+    params = {"dim": 16}
+    fitted = get_method("eges")(**params).fit(split.train, split.train_dataset(log))
+    again = get_method("eges")(**params).fit(split.train, split.train_dataset(log))
+    assert np.array_equal(fitted.item_embeddings.vectors, again.item_embeddings.vectors)
+    # movies of one taste group sit nearer each other than movies of different groups
+    vec = fitted.item_embeddings.normalized().vectors
+    group = log.items.join(pl.DataFrame({"item_id": fitted.item_embeddings.ids}),
+                           on="item_id", how="right")["genres"].list.first().to_numpy()
+    sim = vec @ vec.T
+    same = group[:, None] == group[None, :]
+    np.fill_diagonal(same, False)
+    other = ~same
+    np.fill_diagonal(other, False)
+    assert sim[same].mean() > sim[other].mean() + 0.05
+    # and users rank their own group's unseen movies above the rest
+    rnd = evaluate_model(get_method("random")().fit(split.train), split)
+    assert evaluate_model(fitted, split)["ndcg@10"] > rnd["ndcg@10"] + 0.1
 
 
 def test_side_information_fields():
@@ -33,9 +57,7 @@ def test_side_information_fields():
 @pytest.fixture(scope="module")
 def small(ml_small):
     data = EvalSplit.prepare(ml_small, "random-0.2")
-    # a short run (2 epochs over 3 walks per movie) with a larger step than the default:
-    # row-wise Adam moves a movie's row only in the batches that name it
-    model = get_method("eges")(epochs=2, num_walks=3, lr=0.03, device="cpu").fit(
+    model = get_method("eges")(epochs=2, num_walks=3).fit(
         data.train, data.train_dataset(ml_small))
     return data, model
 

@@ -61,7 +61,6 @@ def test_sparse_gradients_only_where_a_batch_touches_little_of_a_table():
 @pytest.mark.parametrize("method, params", [
     ("two-tower", {"batch_size": 16, "negatives": 2, "epochs": 4}),
     ("rating-mf", {"batch_size": 16, "epochs": 4}),
-    ("eges", {"batch_size": 8, "negatives": 2, "epochs": 1, "num_walks": 4}),
 ])
 def test_the_sparse_path_learns_the_planted_tastes_and_is_deterministic(method, params):
     log = planted_log(n_users=240, n_items=120)

@@ -91,8 +91,7 @@ def train_skipgram(
 def window_pairs(walks: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every pair of walk positions at most ``window`` apart, once each: the earlier node,
     the later node and their distance ``d``, in blocks of increasing ``d`` (within a block,
-    walk by walk, position by position). The one source of skip-gram pairs: PMI-SVD counts
-    them, EGES trains on them (both ways). Padding (-1) is skipped."""
+    walk by walk, position by position). PMI-SVD counts them. Padding (-1) is skipped."""
     _check_walks(walks)
     firsts, seconds, offsets = [], [], []
     for d in range(1, window + 1):

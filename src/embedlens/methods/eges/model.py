@@ -4,8 +4,8 @@ Each movie is the weighted sum of its own id embedding and one embedding per sid
 field: genres and tags (lists, mean-pooled) and a release-year bucket. The weights
 are softmax-normalised, per item (the paper's ``a_v^j``) or one per field
 (``weights="global"``, the tutorial's). Training is skip-gram with negative sampling over
-walks on the sequence graph: (centre, context) pairs are cut from the walk matrix with array
-slicing, negatives drawn from unigram^0.75 in whole batches.
+walks on the sequence graph, by SGD with word2vec's decaying step
+(:mod:`embedlens.methods.eges.sgd`), negatives drawn from unigram^0.75.
 
 A movie without interactions gets a vector from its side information alone (the id field
 left out, the remaining fields weighted by their average learned weights): ``coldstart``.
@@ -13,40 +13,30 @@ left out, the remaining fields weighted by their average learned weights): ``col
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import ClassVar, Self
 
 import numpy as np
 import polars as pl
 
-from embedlens.core.embeddings import Embeddings
+from embedlens.core.embeddings import Embeddings, l2_normalize
 from embedlens.core.errors import DataError
-from embedlens.core.files import read_json_object, write_json
+from embedlens.core.files import load_arrays, read_json_object, save_arrays, write_json
 from embedlens.core.interactions import InteractionMatrix
 from embedlens.core.params import param
 from embedlens.data.dataset import Dataset, top_tags
 from embedlens.kernels.graphs import sequence_graph
-from embedlens.kernels.skipgram import window_pairs
+from embedlens.kernels.topk import Scorer, dot_scorer
 from embedlens.kernels.walks import random_walks
 from embedlens.methods.base import (
+    EmbeddingModel,
     EmbeddingParams,
-    device_param,
     item_metadata,
     seed_param,
     similarity_param,
 )
-from embedlens.methods.training import (
-    TorchModel,
-    load_network,
-    negative_sampler,
-    network_arrays,
-    padded_slots,
-    save_network,
-    shared_pool,
-    sparse_gradients,
-)
+from embedlens.methods.training import padded_slots
 
 FIELDS = ("genres", "tags", "year")
 NET_FILE = "eges_net.npz"
@@ -71,25 +61,10 @@ def side_information(items: pl.DataFrame, tags: pl.DataFrame | None, year_bucket
     )
 
 
-def skipgram_pairs(walks: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """All (centre, context) pairs within ``window`` of each other in the walks, both ways:
-    :func:`~embedlens.kernels.skipgram.window_pairs`, each distance's block followed by its
-    reverse."""
-    first, second, offset = window_pairs(walks, window)
-    centres, contexts = [], []
-    for d in np.unique(offset):
-        block = offset == d
-        centres += [first[block], second[block]]
-        contexts += [second[block], first[block]]
-    if not centres:
-        return first, second
-    return np.concatenate(centres), np.concatenate(contexts)
-
-
 @dataclass(frozen=True)
 class EGESParams(EmbeddingParams):
     owner: ClassVar[str] = "eges"
-    similarity: str = similarity_param("cosine")
+    similarity: str = similarity_param("dot")
     dim: int = param(64, "vector dimension", ge=1, log=True, tune=(16, 128))
     weights: str = param("item", "field weights: one softmax per item (the paper's) or one "
                          "for all items", choices=("item", "global"), tune=True)
@@ -99,34 +74,32 @@ class EGESParams(EmbeddingParams):
     walk_length: int = param(20, "movies per walk", ge=2)
     window: int = param(3, "skip-gram window", ge=1, tune=(1, 5))
     negatives: int = param(5, "negative samples per pair", ge=1, tune=(2, 10))
-    epochs: int = param(3, "passes over the skip-gram pairs", ge=1, tune=(1, 5))
-    batch_size: int = param(4096, "pairs per mini-batch", ge=1)
-    lr: float = param(0.01, "Adam learning rate", gt=0, log=True, tune=(1e-3, 5e-2))
+    epochs: int = param(5, "passes over the walks", ge=1, tune=(1, 10))
+    lr: float = param(0.025, "SGD step at the start, decaying linearly to 1e-4 of it "
+                      "(word2vec's schedule)", gt=0, log=True, tune=(5e-3, 1e-1))
     year_bucket: int = param(5, "years per release-year bucket", ge=1)
     seed: int = seed_param()
-    device: str = device_param()
 
 
-class EGESModel(TorchModel):
-    """EGES item embeddings (users: mean of their items) with cold-start vectors."""
+class EGESModel(EmbeddingModel):
+    """EGES item embeddings (users: the aggregation of their movies) with cold-start
+    vectors. Users are ranked against each movie's context vector, as skip-gram scores a
+    (centre, context) pair: an EGES vector against other EGES vectors measures how alike
+    two movies are, not how likely one is to follow the other (NDCG@10 0.07 that way
+    against 0.23 on ML-100k random-0.2, popularity 0.225)."""
 
     name = "eges"
     Params = EGESParams
 
-    def fit_torch(self, train: InteractionMatrix, dataset: Dataset | None,
-                  device: Any) -> Self:
-        import torch
-
-        from embedlens.methods.eges.net import EGESNet
-        from embedlens.methods.row_adam import RowAdam
+    def fit(self, train: InteractionMatrix, dataset: Dataset | None = None) -> Self:
+        from embedlens.methods.eges.net import EGESTables
+        from embedlens.methods.eges.sgd import train_eges
 
         p = self.p
         g = sequence_graph(train)
         walks = random_walks(g, p.num_walks, p.walk_length, weighted=False, seed=p.seed)
-        centre, context = skipgram_pairs(walks, p.window)
         n = g.n_nodes
         freq = np.bincount(walks[walks >= 0], minlength=n).astype(np.float64)
-        draw_negatives = negative_sampler(freq**0.75, n, device)  # unigram^0.75
 
         self.vocab: dict[str, dict[str, int]] = {f: {} for f in FIELDS}
         slots = {}
@@ -142,41 +115,23 @@ class EGESModel(TorchModel):
                 self.vocab[f] = {v: k for k, v in enumerate(sorted({x for r in values for x in r}))}
                 if self.vocab[f]:
                     slots[f] = padded_slots(values, self.vocab[f])
-        # a large catalogue (a batch's per-pair negatives touch under half of it) gets
-        # negatives shared by the batch and sparse gradients: the same expected loss,
-        # touching batch + pool rows instead of batch x (1 + negatives)
-        shared = sparse_gradients(n, p.batch_size * (1 + p.negatives))
-        net = EGESNet(n, p.dim, {f: len(self.vocab[f]) for f in slots}, slots,
-                      per_item=p.weights == "item",
-                      sparse=(sparse_gradients(n, p.batch_size), shared)).to(device)
-        opt = RowAdam(net.parameters(), lr=p.lr)
-        c_t = torch.as_tensor(centre, dtype=torch.long, device=device)
-        x_t = torch.as_tensor(context, dtype=torch.long, device=device)
-        k = p.negatives
-
-        every_item = torch.arange(n, device=device)
-        logsigmoid = torch.nn.functional.logsigmoid
-
-        def batch_loss(idx):
-            # a batch names most movies many times: pool each movie's fields once and index
-            h = net.embed(every_item)[c_t[idx]] if idx.numel() > n else net.embed(c_t[idx])
-            pos = (h * net.context(x_t[idx])).sum(-1)
-            if shared:  # one pool of negatives for the batch, weighted to k per pair
-                pool = shared_pool(idx.numel(), k)
-                neg = h @ net.context(draw_negatives(pool)).T
-                return -(logsigmoid(pos).mean() + k / pool * logsigmoid(-neg).sum(-1).mean())
-            neg_ids = draw_negatives(idx.numel() * k)
-            neg = (h[:, None, :] * net.context(neg_ids).view(idx.numel(), k, -1)).sum(-1)
-            return -(logsigmoid(pos).mean() + logsigmoid(-neg).sum(-1).mean())
-
+        tables = EGESTables.initial(n, p.dim, {f: len(self.vocab[f]) for f in slots}, slots,
+                                    per_item=p.weights == "item", seed=p.seed)
         # skip-gram has no held-out signal to stop on: every epoch runs
-        self.history = self.train_loop(net, opt, device, c_t.numel(), batch_loss, p.epochs,
-                                  p.batch_size, "eges")
-        self._net = copy.deepcopy(net).cpu().eval()
-        vectors = self._net.export()
-        self.item_embeddings = Embeddings(g.ids, vectors, "item", item_metadata(dataset),
-                                          counts=freq.astype(np.int64))
+        self.history = train_eges(tables, walks, p.window, p.negatives, p.epochs, p.lr, freq,
+                                  p.seed)
+        self._net = tables
+        self.item_embeddings = Embeddings(g.ids, tables.export(), "item",
+                                          item_metadata(dataset), counts=freq.astype(np.int64))
         return self
+
+    def scorer(self, train: InteractionMatrix) -> Scorer:
+        contexts = Embeddings(self._items_raw().ids, self._net.ctx, "item")
+        v, item_ok = contexts.aligned(train.items.ids)
+        u, user_ok = self.user_vectors(train).aligned(train.users.ids)
+        if self.p.similarity == "cosine":
+            u, v = l2_normalize(u), l2_normalize(v)
+        return dot_scorer(u, v, user_ok, item_ok)
 
     def field_weights(self) -> dict[str, float]:
         """The average softmax weight of each field (id and side information)."""
@@ -203,23 +158,18 @@ class EGESModel(TorchModel):
 
     def _save_state(self, directory: Path) -> None:
         super()._save_state(directory)
-        save_network(directory / NET_FILE, self._net)
+        save_arrays(directory / NET_FILE, **self._net.arrays())
         write_json(directory / "eges_vocab.json", self.vocab)
 
     def _load_state(self, directory: Path) -> None:
-        from embedlens.methods.eges.net import EGESNet
+        from embedlens.methods.eges.net import EGESTables
 
         super()._load_state(directory)
         self.vocab = read_json_object(directory / "eges_vocab.json", "EGES vocabulary", FIELDS)
         path = directory / NET_FILE
-        arrays = network_arrays(path, "EGES network")
-        slots = {f: arrays[f"slots_{f}"] for f in FIELDS if f"slots_{f}" in arrays}
+        arrays = load_arrays(path, (), "EGES network")
+        fields = [f for f in FIELDS if f"slots_{f}" in arrays]
         assert self.item_embeddings is not None  # loaded by super()
-        try:
-            net = EGESNet(len(self.item_embeddings), self.item_embeddings.dim,
-                          {f: len(self.vocab[f]) for f in slots}, slots,
-                          per_item=self.p.weights == "item")
-        except (RuntimeError, TypeError, KeyError, ValueError) as exc:
-            raise DataError(f"{path} does not match the run's model ({str(exc)[:120]}).") \
-                from None
-        self._net = load_network(path, net, arrays)
+        self._net = EGESTables.from_arrays(arrays, fields, len(self.item_embeddings),
+                                           self.item_embeddings.dim,
+                                           self.p.weights == "item", path)

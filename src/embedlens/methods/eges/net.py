@@ -1,82 +1,127 @@
-"""The EGES network in torch (imported only when the model trains or loads)."""
+"""EGES's tables in NumPy: the item id and context tables, one table per side-information
+field (its last row the padding row), the field weights' logits, and each item's slots in
+every field. Training (:mod:`embedlens.methods.eges.sgd`) updates them in place; the vectors,
+field weights and cold-start vectors are read from them here. Saved under the names the
+earlier torch module used, so older runs load."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 import numpy as np
-import torch
-from torch import nn
+
+from embedlens.core.errors import DataError
 
 
-class EGESNet(nn.Module):
-    """Item id + side-information fields, combined with softmax weights (per item or per
-    field); a separate context table for skip-gram. Each field is a padded item x slots
-    index matrix (pad = the extra last row), so a batch pools only its own items."""
+def _softmax(logits: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Row-wise softmax over the ``present`` entries (others weigh 0)."""
+    z = np.where(present, logits, -np.inf)
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
 
-    def __init__(self, n_items: int, dim: int, field_sizes: dict[str, int],
-                 slots: dict[str, np.ndarray], per_item: bool = True,
-                 sparse: tuple[bool, bool] = (False, False)):
-        super().__init__()
-        self.fields = list(field_sizes)
-        # sparse: whether the id (and per-item weight) and context tables hand sparse
-        # gradients, so that only a batch's rows change (RowAdam)
-        self.sparse = sparse
-        self.item_id = nn.Embedding(n_items, dim, sparse=sparse[0])
-        self.ctx = nn.Embedding(n_items, dim, sparse=sparse[1])
-        nn.init.uniform_(self.item_id.weight, -0.5 / dim, 0.5 / dim)
-        nn.init.zeros_(self.ctx.weight)
-        self.side = nn.ModuleDict({
-            f: nn.Embedding(size + 1, dim, padding_idx=size) for f, size in field_sizes.items()
-        })
-        for f, emb in self.side.items():
-            assert isinstance(emb, nn.Embedding)
-            nn.init.uniform_(emb.weight, -0.5 / dim, 0.5 / dim)
-            with torch.no_grad():
-                emb.weight[field_sizes[f]].zero_()
-            self.register_buffer(f"slots_{f}", torch.as_tensor(slots[f], dtype=torch.long))
-        self.logits = nn.Parameter(torch.zeros(n_items if per_item else 1, 1 + len(self.fields)))
 
-    def _pooled(self, f: str, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = getattr(self, f"slots_{f}")[items]  # batch x slots
-        count = (idx != self.side[f].padding_idx).sum(1, keepdim=True)
-        pooled = self.side[f](idx).sum(1) / count.clamp(min=1)
-        return pooled, count.squeeze(1) > 0
+@dataclass
+class EGESTables:
+    """Item id (``item_id``) and context (``ctx``) vectors, side-information tables
+    (``side[field]``, pad row last), softmax logits per item or one row for all
+    (``logits``: rows x (1 + fields)) and ``slots[field]`` (items x slots, pad = table
+    size - 1)."""
 
-    def embed(self, items: torch.Tensor) -> torch.Tensor:
-        """H_v = sum_j softmax(a_v)_j W_j(v) over the fields the item has."""
-        parts = [self.item_id(items)]
-        present = [torch.ones_like(items, dtype=torch.bool)]
+    item_id: np.ndarray
+    ctx: np.ndarray
+    side: dict[str, np.ndarray]
+    slots: dict[str, np.ndarray]
+    logits: np.ndarray
+
+    @property
+    def fields(self) -> list[str]:
+        return list(self.side)
+
+    @classmethod
+    def initial(cls, n_items: int, dim: int, field_sizes: dict[str, int],
+                slots: dict[str, np.ndarray], per_item: bool, seed: int) -> EGESTables:
+        """word2vec's start: input vectors uniform in +-0.5/dim, context vectors zero, pad
+        rows zero, equal field weights."""
+        rng = np.random.default_rng(seed)
+
+        def uniform(rows: int) -> np.ndarray:
+            return rng.uniform(-0.5 / dim, 0.5 / dim, (rows, dim)).astype(np.float32)
+
+        side = {}
+        for f, size in field_sizes.items():
+            side[f] = np.vstack([uniform(size), np.zeros((1, dim), np.float32)])
+        return cls(uniform(n_items), np.zeros((n_items, dim), np.float32), side,
+                   {f: np.ascontiguousarray(slots[f], dtype=np.int64) for f in field_sizes},
+                   np.zeros((n_items if per_item else 1, 1 + len(field_sizes)), np.float32))
+
+    def _pooled(self, f: str, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's mean vector over its slots in field ``f``, and whether it has any."""
+        table = self.side[f]
+        pad = table.shape[0] - 1
+        total = np.zeros((slots.shape[0], table.shape[1]), np.float32)
+        for j in range(slots.shape[1]):
+            total += table[slots[:, j]]  # the pad row is zero
+        count = (slots != pad).sum(axis=1)
+        return total / np.maximum(count, 1)[:, None], count > 0
+
+    def export(self) -> np.ndarray:
+        """H_v = sum_j softmax(a_v)_j W_j(v) over the fields each item has."""
+        parts, present = [self.item_id], [np.ones(len(self.item_id), bool)]
         for f in self.fields:
-            pooled, has = self._pooled(f, items)
+            pooled, has = self._pooled(f, self.slots[f])
             parts.append(pooled)
             present.append(has)
-        stacked = torch.stack(parts, 1)  # batch x fields x dim
-        logits = nn.functional.embedding(items, self.logits, sparse=self.sparse[0]) \
-            if self.logits.shape[0] > 1 else self.logits.expand(items.numel(), -1)
-        logits = logits.masked_fill(~torch.stack(present, 1), float("-inf"))
-        return (torch.softmax(logits, dim=1)[:, :, None] * stacked).sum(1)
+        logits = np.broadcast_to(self.logits, (len(self.item_id), self.logits.shape[1]))
+        weights = _softmax(logits, np.stack(present, 1))
+        out = np.zeros_like(self.item_id)
+        for j, part in enumerate(parts):
+            out += weights[:, j, None] * part
+        return out.astype(np.float32)
 
-    def context(self, items: torch.Tensor) -> torch.Tensor:
-        return self.ctx(items)
-
-    @torch.no_grad()
-    def export(self) -> np.ndarray:
-        return self.embed(torch.arange(self.item_id.num_embeddings)).numpy().astype(np.float32)
-
-    @torch.no_grad()
     def field_weights(self) -> dict[str, float]:
-        w = torch.softmax(self.logits, dim=1).mean(0).numpy()
+        """The average softmax weight of each field (id and side information)."""
+        w = _softmax(self.logits, np.ones(self.logits.shape, bool)).mean(0)
         return dict(zip(["id", *self.fields], map(float, w), strict=True))
 
-    @torch.no_grad()
     def coldstart(self, ids: dict[str, list[int]]) -> np.ndarray:
         """Side-information fields only, weighted by the average learned field weights."""
         mean_logits = self.logits.mean(0)
         parts, logits = [], []
         for k, f in enumerate(self.fields, start=1):
             if ids.get(f):
-                table = self.side[f]
-                assert isinstance(table, nn.Embedding)
-                parts.append(table.weight[torch.as_tensor(ids[f])].mean(0))
+                parts.append(self.side[f][np.asarray(ids[f])].mean(0))
                 logits.append(mean_logits[k])
-        weights = torch.softmax(torch.stack(logits), 0)
-        return (weights[:, None] * torch.stack(parts)).sum(0).numpy().astype(np.float32)
+        weights = _softmax(np.asarray(logits)[None, :], np.ones((1, len(logits)), bool))[0]
+        return (weights[:, None] * np.stack(parts)).sum(0).astype(np.float32)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every table by its saved name."""
+        out = {"item_id.weight": self.item_id, "ctx.weight": self.ctx, "logits": self.logits}
+        for f in self.fields:
+            out[f"side.{f}.weight"] = self.side[f]
+            out[f"slots_{f}"] = self.slots[f]
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, Any], fields: list[str], n_items: int, dim: int,
+                    per_item: bool, path: Path) -> EGESTables:
+        """The tables :meth:`arrays` saved, checked against the run's model."""
+        try:
+            tables = cls(arrays["item_id.weight"], arrays["ctx.weight"],
+                         {f: arrays[f"side.{f}.weight"] for f in fields},
+                         {f: arrays[f"slots_{f}"] for f in fields}, arrays["logits"])
+        except KeyError as exc:
+            raise DataError(f"{path} does not match the run's model (no {exc}).") from None
+        expected = {"item_id.weight": (n_items, dim), "ctx.weight": (n_items, dim),
+                    "logits": (n_items if per_item else 1, 1 + len(fields))}
+        for name, shape in expected.items():
+            if arrays[name].shape != shape:
+                raise DataError(f"{path} does not match the run's model ({name} has shape "
+                                f"{arrays[name].shape}, expected {shape}).")
+        for f in fields:
+            if tables.side[f].shape[1] != dim or tables.slots[f].shape[0] != n_items or (
+                    tables.slots[f].size and tables.slots[f].max() >= len(tables.side[f])):
+                raise DataError(f"{path} does not match the run's model (field {f}).")
+        return tables
