@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The torch methods (two-tower, rating-mf, EGES, ELSA) and Cleora's torch path at the
+# The torch methods (two-tower, rating-mf, ELSA) and Cleora's torch path at the
 # ML-25M shape on a GPU: the same table as benchmarks/scale.py, device "cuda". Under 10
 # minutes on one GPU (each method is stopped after --limit seconds). Run it from the
 # repository root whenever a GPU is at hand; record the table in docs/benchmarks.md.
@@ -20,4 +20,4 @@ fi
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 
 PYTHONPATH=src:benchmarks "$PY" benchmarks/scale.py --shapes ml-25m \
-    --methods pop,cleora,two-tower,rating-mf,eges,elsa --device cuda --limit 80
+    --methods pop,cleora,two-tower,rating-mf,elsa --device cuda --limit 80
