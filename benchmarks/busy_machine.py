@@ -5,7 +5,7 @@ and sleeping (``PASSIVE``: what embedlens sets now, see ``embedlens.core.threads
 The load is one busy-looping process per usable core, started before the fit and stopped
 after it. Each fit runs in a fresh process (the wait policy is read when OpenMP loads).
 
-Usage: python benchmarks/busy_machine.py [--dataset ml-100k] [--methods two-tower,eges,cleora]
+Usage: python benchmarks/busy_machine.py [--dataset ml-100k] [--methods two-tower,rating-mf,cleora]
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="ml-100k")
-    ap.add_argument("--methods", default="two-tower,eges,cleora")
+    ap.add_argument("--methods", default="two-tower,rating-mf,cleora")
     args = ap.parse_args()
     cores = len(os.sched_getaffinity(0))
     rows = []

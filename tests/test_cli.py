@@ -129,7 +129,7 @@ def test_eges_coldstart_command(ml_dir, tmp_path):
     run_dir = tmp_path / "eges"
     run("train", "eges", "--dataset", "ml-latest-small", "--data-dir", str(ml_dir),
         "--protocol", "random-0.2", "--out", str(run_dir), "-p", "epochs=1", "-p",
-        "num_walks=2", "-p", "device=cpu")
+        "num_walks=2")
     out = run("coldstart", str(run_dir), "--genres", "Action|Adventure|Sci-Fi", "--tags",
               "marvel,superhero", "--k", "5").stdout
     assert out.count("│ ") >= 5 and "Nearest to an unseen movie" in out

@@ -83,3 +83,17 @@ def test_coldstart_from_side_information(small, tmp_path):
     assert np.allclose(back.coldstart(genres=["Animation", "Children"], tags=["pixar"]), v)
     with pytest.raises(DataError, match="None of the side information"):
         model.coldstart(genres=["Not-a-genre"])
+
+
+def test_a_model_saved_with_retired_parameters_loads_and_a_user_is_told_why(small, tmp_path):
+    import json
+
+    _, model = small
+    model.save(tmp_path)
+    saved = json.loads((tmp_path / "model.json").read_text())
+    saved["params"].update({"batch_size": 4096, "device": "auto"})  # the torch trainer's
+    (tmp_path / "model.json").write_text(json.dumps(saved))
+    back = get_method("eges").load(tmp_path)
+    assert np.array_equal(back.item_embeddings.vectors, model.item_embeddings.vectors)
+    with pytest.raises(DataError, match="eges no longer has batch_size: EGES trains by SGD"):
+        get_method("eges")(batch_size=64)

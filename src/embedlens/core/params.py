@@ -68,6 +68,9 @@ class Params:
     are declared with :func:`param`; ``owner`` names the method in messages."""
 
     owner: ClassVar[str] = "method"
+    #: Parameters the method no longer has, each with why: a model saved before still loads
+    #: (:meth:`from_saved` drops them); a user who passes one is told why it went.
+    retired: ClassVar[dict[str, str]] = {}
 
     def __post_init__(self) -> None:
         hints = _hints(type(self))
@@ -94,11 +97,19 @@ class Params:
         values raise :class:`DataError`."""
         values = dict(values or {})
         by_key = {_key(f): f.name for f in fields(cls)}
+        for key in sorted(set(values) & set(cls.retired) - set(by_key)):
+            raise DataError(f"{cls.owner} no longer has {key}: {cls.retired[key]} Remove it.")
         unknown = sorted(set(values) - set(by_key))
         if unknown:
             raise DataError(f"{cls.owner} has no parameter(s) {', '.join(unknown)}; known: "
                             f"{', '.join(sorted(by_key)) or 'none'}.")
         return cls(**{by_key[k]: v for k, v in values.items()})
+
+    @classmethod
+    def from_saved(cls, values: Mapping[str, Any]) -> Self:
+        """:meth:`from_dict` for parameters a model was saved with, by this or an earlier
+        version: retired ones are dropped."""
+        return cls.from_dict({k: v for k, v in values.items() if k not in cls.retired})
 
     def to_dict(self) -> dict[str, Any]:
         """Every parameter by its external name."""

@@ -154,7 +154,7 @@ class Model(ABC):
         if state.get("name", cls.name) != cls.name:
             raise DataError(f"{path} holds a {state['name']!r} model, not {cls.name}.")
         try:
-            model = cls(**state["params"])
+            model = cls(cls.Params.from_saved(state["params"]))
         except DataError as exc:
             raise DataError(f"{path}: {exc}") from None
         history = state.get("history", {})

@@ -37,6 +37,7 @@ class EGESTables:
 
     @property
     def fields(self) -> list[str]:
+        """The side-information fields the tables hold, in training order."""
         return list(self.side)
 
     @classmethod
@@ -105,9 +106,11 @@ class EGESTables:
         return out
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, Any], fields: list[str], n_items: int, dim: int,
-                    per_item: bool, path: Path) -> EGESTables:
-        """The tables :meth:`arrays` saved, checked against the run's model."""
+    def from_arrays(cls, arrays: dict[str, Any], sizes: dict[str, int], n_items: int,
+                    dim: int, per_item: bool, path: Path) -> EGESTables:
+        """The tables :meth:`arrays` saved, checked against the run's model (``sizes``: each
+        field's vocabulary size)."""
+        fields = list(sizes)
         try:
             tables = cls(arrays["item_id.weight"], arrays["ctx.weight"],
                          {f: arrays[f"side.{f}.weight"] for f in fields},
@@ -121,7 +124,8 @@ class EGESTables:
                 raise DataError(f"{path} does not match the run's model ({name} has shape "
                                 f"{arrays[name].shape}, expected {shape}).")
         for f in fields:
-            if tables.side[f].shape[1] != dim or tables.slots[f].shape[0] != n_items or (
-                    tables.slots[f].size and tables.slots[f].max() >= len(tables.side[f])):
+            side, slots = tables.side[f], tables.slots[f]
+            if side.shape != (sizes[f] + 1, dim) or slots.shape[0] != n_items or (
+                    slots.size and (slots.min() < 0 or slots.max() > sizes[f])):
                 raise DataError(f"{path} does not match the run's model (field {f}).")
         return tables

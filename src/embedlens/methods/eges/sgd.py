@@ -4,7 +4,7 @@ word2vec's linearly decaying step, in one numba kernel.
 For each walk position the centre's vector is built once from its fields (id, genres, tags,
 year; softmax-weighted), trained against every context within ``window`` (positives) and
 ``negatives`` draws from unigram^0.75 shared by those contexts (each weighing once per
-context: the expected loss of per-context draws), and the summed update is then handed back
+context: nearly the expected loss of per-context draws), and the summed update is then handed back
 to the fields and their weights. Single-threaded, so the same seed gives the same tables: at
 the ML-25M shape (64M pairs an epoch) this costs a fraction of a µs per pair, where a
 mini-batch step in torch cost 3-4 µs (docs/benchmarks.md).
@@ -24,8 +24,12 @@ from embedlens.methods.eges.net import EGESTables
 #: Entries of the negative-sampling table (word2vec's unigram table, smaller): a draw is
 #: one lookup.
 NEGATIVE_TABLE = 10_000_000
-#: The step decays linearly from ``lr`` to this fraction of it over all epochs.
+#: The step decays linearly from ``lr`` towards 0 over all epochs, never below this
+#: fraction of ``lr`` (word2vec's ``min_alpha``).
 FINAL_STEP = 1e-4
+#: Random-stream keys of the negative draws start here (one stream per epoch), far from the
+#: walk streams (keyed by walk number) so that the two never coincide.
+NEGATIVE_STREAMS = 1 << 48
 
 
 def negative_table(freq: np.ndarray, size: int = NEGATIVE_TABLE) -> np.ndarray:
@@ -57,7 +61,8 @@ def _update(h, ctx_w, target, label, weight, alpha, neu1e):  # pragma: no cover 
 
 @njit(fastmath=True, cache=True)
 def _epoch(walks, order, window, negatives, table, id_w, ctx_w, side_w, slots, slot_field,
-           logits, per_item, n_fields, lr, done, total, seed):  # pragma: no cover - numba
+           logits, per_item, n_fields, lr, done, total, seed,
+           stream_key):  # pragma: no cover - numba
     """One pass over the walks in ``order``; returns (summed loss, pairs trained)."""
     dim = id_w.shape[1]
     length = walks.shape[1]
@@ -68,7 +73,7 @@ def _epoch(walks, order, window, negatives, table, id_w, ctx_w, side_w, slots, s
     h = np.zeros(dim, dtype=np.float32)
     neu1e = np.zeros(dim, dtype=np.float32)
     state = np.empty(1, dtype=np.uint64)
-    state[0] = stream(seed, 0)
+    state[0] = stream(seed, stream_key)
     loss = 0.0
     pairs = 0
     for w in order:
@@ -115,8 +120,9 @@ def _epoch(walks, order, window, negatives, table, id_w, ctx_w, side_w, slots, s
                     for d in range(dim):
                         h[d] += weight[f] * parts[f, d]
             # every context in the window is a positive; `negatives` draws are shared by
-            # them, each weighing as many times as there are contexts (the same expected
-            # loss as drawing per context, at a sixth of the dot products for window 3)
+            # them, each weighing as many times as there are contexts: nearly the expected
+            # loss of drawing per context (a draw equal to any context of the window is
+            # skipped for all), at a sixth of the dot products for window 3
             m = 0
             for k in range(max(0, i - window), min(length, i + window + 1)):
                 x = walks[w, k]
@@ -187,7 +193,8 @@ def train_eges(tables: EGESTables, walks: np.ndarray, window: int, negatives: in
             loss, pairs = _epoch(walks, order, window, negatives, table, tables.item_id,
                                  tables.ctx, side_w, slots, np.asarray(slot_field, np.int64),
                                  tables.logits, tables.logits.shape[0] > 1, len(fields),
-                                 float(lr), float(done), float(total), seed + epoch)
+                                 float(lr), float(done), float(total), seed,
+                                 NEGATIVE_STREAMS + epoch)
             done += int((walks >= 0).sum())
             history["loss"].append(float(loss) / max(1, pairs))
             pb.update(1)

@@ -9,7 +9,8 @@ with Adam on mini-batches of users, on the normalised squared error between the 
 items ``A``, users ``x A`` (and ``x A . a_i`` is the score up to the ``- x`` term, which only
 touches the user's own items, never recommended anyway).
 
-The loss never forms the batch x items score matrix: with ``z = x A``, ``c = |x|`` and
+The loss never forms the batch x items score matrix: with ``z = x A``, ``c`` the user's
+item count (``x`` is 0/1) and
 ``G = A^T A``, the scores ``s = z A^T - x`` have ``|s|^2 = z G z^T - 2|z|^2 + c`` and
 ``s . x = |z|^2 - c``, so the normalised error ``2 - 2 (s . x) / (|s| sqrt(c))`` costs
 ``nnz(x) dim + items dim^2`` a step instead of ``batch x items x dim``: at ML-25M scale
@@ -98,9 +99,11 @@ def batch_users(batch_size: int | None, n_users: int) -> int:
 
 def normalised_error(z: Any, gram: Any, counts: Any) -> Any:
     """The mean over users of ``|s/|s| - x/|x||^2`` for ``s = x A A^T - x``, from ``z = x A``
-    (users x dim), ``gram = A^T A`` and ``counts = |x|`` alone (module docstring); a user
-    with no items counts 0, as the dense form gives."""
-    zz = (z * z).sum(-1)
-    s_sq = ((z @ gram) * z).sum(-1) - 2 * zz + counts
-    cosine = (zz - counts) / (s_sq.clamp_min(1e-24).sqrt() * counts.clamp_min(1).sqrt())
-    return (2 - 2 * cosine).masked_fill(counts == 0, 0.0).mean()
+    (users x dim), ``gram = A^T A`` and ``counts`` (each user's item count) alone (module
+    docstring); a user with no items counts 0, as the dense form gives. The per-user sums
+    are combined in float64: ``|s|^2`` is a difference of terms of the size of ``c``."""
+    zz = (z * z).sum(-1).double()
+    c = counts.double()
+    s_sq = ((z @ gram) * z).sum(-1).double() - 2 * zz + c
+    cosine = (zz - c) / (s_sq.clamp_min(1e-24).sqrt() * c.clamp_min(1).sqrt())
+    return (2 - 2 * cosine).masked_fill(c == 0, 0.0).mean().to(z.dtype)

@@ -97,8 +97,8 @@ def _cg_rows(indptr, indices, rows, cols, gram, alpha0, reg, steps,
     ``(sum_i c_i c_i^T + alpha0 G + reg_u I) x = sum_i c_i`` from ``x = rows[u]`` (``c_i``: the
     row's columns' vectors). Each row is solved in cache by one thread, so the result does
     not depend on the number of threads. ``scratch`` (chunks x 3 x dim) gives each chunk of
-    rows its own work vectors, allocated by the caller: numba hoists allocations out of a
-    ``prange`` body, and which thread then shares them is its business, not ours."""
+    rows its own work vectors, allocated by the caller, so no result depends on how numba
+    places allocations made inside a ``prange`` body."""
     n, dim = rows.shape
     n_chunks = scratch.shape[0]
     for chunk in prange(n_chunks):
