@@ -1,0 +1,62 @@
+"""iALS's row solver: what the conjugate-gradient steps converge to, and that solving a row
+from a copy of its columns' vectors changes nothing."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+
+from embedlens.methods.ials.model import solve_side
+
+
+def _problem(seed: int = 0, n_rows: int = 40, n_cols: int = 30, dim: int = 8):
+    rng = np.random.default_rng(seed)
+    # row lengths from 0 to n_cols, so some rows fit the copy buffer and some do not
+    x = sp.csr_matrix(rng.random((n_rows, n_cols)) < rng.random((n_rows, 1)))
+    x.sort_indices()
+    pattern = (x.indptr.astype(np.int64), x.indices.astype(np.int64))
+    rows = (rng.standard_normal((n_rows, dim)) * 0.1).astype(np.float32)
+    cols = (rng.standard_normal((n_cols, dim)) * 0.3).astype(np.float32)
+    reg = (0.05 * (np.diff(x.indptr) + 1.0)).astype(np.float32)
+    return x, pattern, rows, cols, reg
+
+
+def test_enough_steps_solve_each_rows_normal_equations():
+    x, pattern, rows, cols, reg = _problem()
+    alpha0 = 0.1
+    solve_side(pattern, rows, cols, alpha0, reg, steps=60)
+    c64 = cols.astype(np.float64)
+    gram = c64.T @ c64
+    for u in range(x.shape[0]):
+        own = c64[x.indices[x.indptr[u]:x.indptr[u + 1]]]
+        lhs = own.T @ own + alpha0 * gram + reg[u] * np.eye(cols.shape[1])
+        exact = np.linalg.solve(lhs, own.sum(axis=0))
+        np.testing.assert_allclose(rows[u], exact, rtol=1e-3, atol=1e-4)
+
+
+def test_rows_solved_from_a_copy_of_their_columns_are_identical_to_the_bit():
+    """Copied or read in place, on any number of threads: the same vectors."""
+    x, pattern, rows, cols, reg = _problem(seed=1)
+    lengths = np.diff(x.indptr)
+    dim = cols.shape[1]
+    small = 5 * 4 * dim  # rows of at most 5 columns are copied, longer ones read in place
+    assert (lengths <= 5).any() and (lengths > 5).any()
+    results = []
+    for gather_bytes in (0, small, 1 << 20):
+        mine = rows.copy()
+        for _ in range(3):
+            solve_side(pattern, mine, cols, 0.1, reg, steps=3, gather_bytes=gather_bytes)
+        results.append(mine)
+    assert not np.array_equal(results[0], rows)  # the solve did move the rows
+    assert np.array_equal(results[0], results[1])
+    assert np.array_equal(results[0], results[2])
+    threads = numba.get_num_threads()
+    try:  # one thread, so every row goes through the same buffer
+        numba.set_num_threads(1)
+        alone = rows.copy()
+        for _ in range(3):
+            solve_side(pattern, alone, cols, 0.1, reg, steps=3, gather_bytes=small)
+    finally:
+        numba.set_num_threads(threads)
+    assert np.array_equal(results[0], alone)
