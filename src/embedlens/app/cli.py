@@ -548,6 +548,27 @@ def export(
             console.print(_t(path))
 
 
+@app.command()
+def serve(
+    run: Annotated[Path, typer.Argument(help="Run directory (one method, or a full run).")],
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (default: this "
+                                      "machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Serve a run over HTTP: a read-only JSON API (docs at /docs) and an explorer page at /
+    (neighbours under every method, a map of the movies, users, cold start, leaderboard)."""
+    from embedlens.app.serve import RunService, create_app
+
+    if not 0 < port < 65536:
+        raise EmbedlensError(f"--port must be 1..65535, got {port}.")
+    service = RunService(run, data_dir)
+    import uvicorn
+
+    console.print(f"Serving {run} at http://{host}:{port}/ (API docs at /docs); Ctrl+C stops.")
+    uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Warnings as one line on stderr (``Warning: ...``), not Python's two-line format."""
     Console(stderr=True, highlight=False, soft_wrap=True).print(

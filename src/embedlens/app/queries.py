@@ -32,7 +32,7 @@ def method_dir(run: str | Path, method: str | None = None, need: str = "any") ->
             if own != method:
                 raise DataError(f"{run} holds a {own} run, not {method}.")
         return run
-    able = _able(run, need)
+    able = able_methods(run, need)
     if method is None:
         return run / able[0]
     if method not in able:
@@ -49,7 +49,7 @@ def embedding_runs(run: str | Path, method: str | None = None) -> list[Path]:
     run = Path(run)
     if method is not None or (run / RUN_FILE).is_file():
         return [method_dir(run, method, "items")]
-    return [run / name for name in _able(run, "items")]
+    return [run / name for name in able_methods(run, "items")]
 
 
 def read_leaderboard(run: Path) -> Leaderboard:
@@ -62,7 +62,7 @@ def read_leaderboard(run: Path) -> Leaderboard:
     return Leaderboard.load(run / LEADERBOARD)
 
 
-def _able(run: Path, need: str) -> list[str]:
+def able_methods(run: Path, need: str) -> list[str]:
     """The successful methods of a full run that can answer ``need``, best first: for
     "similar", best at neighbours where they were judged, else best at ranking."""
     board = read_leaderboard(run)
@@ -78,13 +78,15 @@ def _able(run: Path, need: str) -> list[str]:
     if judged:  # best at the task first, then the rest in leaderboard order
         order = sorted(order, key=lambda r: judged.index(r.method) if r.method in judged
                        else len(judged))
-    able = [r.method for r in order if _can(r.method, need)]
+    able = [r.method for r in order if can_answer(r.method, need)]
     if not able:
         raise DataError(f"No method of {run} can answer this ({need} needed).")
     return able
 
 
-def _can(method: str, need: str) -> bool:
-    """``need``: "any", or a capability name of :func:`~embedlens.methods.base.can`."""
+def can_answer(method: str, need: str) -> bool:
+    """Whether ``method`` can answer ``need``: "any", "similar" (item vectors), or a
+    capability name of :func:`~embedlens.methods.base.can`."""
+    need = "items" if need == "similar" else need
     return need == "any" or can(get_method(method), need)
 

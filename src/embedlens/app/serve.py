@@ -1,0 +1,379 @@
+"""``embedlens serve``: a read-only HTTP API and explorer page over one run folder.
+
+:class:`RunService` answers the questions (methods, title search, similar movies, top-K for a
+user, a user's history, cold start, a 2-D map); :func:`create_app` puts it behind FastAPI.
+Every value a request carries is checked against what the run holds (its methods, movie ids
+and titles, user ids) and bounded in size; nothing in a request reaches the filesystem, and
+the server writes nothing. Each method's model is loaded on its first query and kept.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from embedlens.app.queries import able_methods, can_answer, read_leaderboard
+from embedlens.app.train import load_train
+from embedlens.core.embeddings import Embeddings, normalize_title
+from embedlens.core.errors import DataError, EmbedlensError, UnknownNameError
+from embedlens.io.runs import RUN_FILE, RunInfo, load_run
+from embedlens.methods.base import ColdStart, ItemVectors, Model, can
+from embedlens.methods.registry import get_method
+
+#: Largest ``k`` a query may ask for, and longest text it may send.
+MAX_K = 100
+MAX_TEXT = 200
+MAX_FIELDS = 20
+#: The kinds of query a method may answer (see :func:`embedlens.app.queries.method_dir`).
+NEEDS = ("any", "items", "similar", "coldstart")
+
+
+@dataclass(frozen=True)
+class ColdStartQuery:
+    """A movie nobody has rated, described by its side information."""
+
+    genres: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    year: int | None = None
+    title: str | None = None
+
+    def checked(self) -> ColdStartQuery:
+        """This query, or one clear error naming the field that is out of bounds."""
+        for name, values in (("genres", self.genres), ("tags", self.tags)):
+            if len(values) > MAX_FIELDS:
+                raise DataError(f"{name}: at most {MAX_FIELDS} values, got {len(values)}.")
+            for value in values:
+                _check_text(name, value)
+        if self.title is not None:
+            _check_text("title", self.title)
+        if self.year is not None and not 1870 <= self.year <= 2100:
+            raise DataError(f"year must be between 1870 and 2100, got {self.year}.")
+        if not (self.genres or self.tags or self.title or self.year is not None):
+            raise DataError("Describe the movie: give at least one of genres, tags, year "
+                            "or title.")
+        return self
+
+
+class ColdStartBody(BaseModel):
+    """The body of ``POST /api/coldstart``."""
+
+    genres: list[str] = Field(default_factory=list, max_length=MAX_FIELDS)
+    tags: list[str] = Field(default_factory=list, max_length=MAX_FIELDS)
+    year: int | None = None
+    title: str | None = Field(default=None, max_length=MAX_TEXT)
+    method: str | None = Field(default=None, max_length=MAX_TEXT)
+    k: int = Field(default=10, ge=1, le=MAX_K)
+
+
+def _check_text(name: str, value: str) -> None:
+    if len(value) > MAX_TEXT:
+        raise DataError(f"{name}: at most {MAX_TEXT} characters, got {len(value)}.")
+
+
+def check_k(k: int) -> int:
+    """``k`` if it is 1..MAX_K, else one clear error."""
+    if not 1 <= k <= MAX_K:
+        raise DataError(f"k must be between 1 and {MAX_K}, got {k}.")
+    return k
+
+
+class RunService:
+    """The answers ``embedlens serve`` gives for one run folder (a full ``embedlens run`` or
+    one method's ``embedlens train``). Thread-safe: models load once, under a lock."""
+
+    def __init__(self, run: str | Path, data_dir: str | Path | None = None) -> None:
+        self.run = Path(run)
+        self.data_dir = data_dir
+        if (self.run / RUN_FILE).is_file():
+            self.board = None
+            info = RunInfo.load(self.run)
+            self.dirs = {info.method: self.run}
+        else:
+            self.board = read_leaderboard(self.run)  # one clear error if it is not a run
+            self.dirs = {row.method: self.run / row.method for row in self.board.ranked()}
+        # which methods answer which query, best first, decided once (no file is read per
+        # request, and a request's method name is only ever looked up in these lists)
+        self.able: dict[str, list[str]] = {}
+        for need in NEEDS:
+            try:
+                self.able[need] = (able_methods(self.run, need) if self.board is not None
+                                   else [m for m in self.dirs if can_answer(m, need)])
+            except EmbedlensError:  # no method of the run can answer it
+                self.able[need] = []
+        saved = load_train(next(iter(self.dirs.values())))
+        if saved is None:
+            raise DataError(f"{self.run} has no train.npz (runs made before it was kept); "
+                            "re-run it to serve it.")
+        self.train, titles = saved
+        ids = self.train.items.ids
+        self.titles: dict[Any, str] = (
+            {} if titles is None else dict(zip(ids.tolist(), titles.tolist(), strict=True)))
+        self.popularity = np.asarray(self.train.binary().sum(axis=0)).ravel()
+        self._forms = [normalize_title(self.titles.get(i, "")) for i in ids.tolist()]
+        self._models: dict[str, Model] = {}
+        self._maps: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    # -- which method answers ------------------------------------------------------------
+    def method_for(self, method: str | None, need: str) -> str:
+        """The method a query reads: ``method`` when given (checked against the run), else
+        the best one of the run that can answer ``need`` ("any", "items", "similar",
+        "coldstart")."""
+        able = self.able[need]
+        if method is None:
+            if not able:
+                raise DataError(f"No method of {self.run} can answer this ({need} needed).")
+            return able[0]
+        _check_text("method", method)
+        if method not in able:
+            known = ", ".join(able) or "none"
+            raise DataError(f"{method} is not a method of this run that can answer this; "
+                            f"choose from: {known}.")
+        return method
+
+    def model(self, method: str) -> Model:
+        """``method``'s fitted model, loaded on first use."""
+        with self._lock:
+            if method not in self._models:
+                self._models[method] = load_run(self.dirs[method])[1]
+            return self._models[method]
+
+    def _items(self, method: str) -> Embeddings:
+        model = self.model(method)
+        if not isinstance(model, ItemVectors):
+            raise DataError(f"{method} has no movie vectors; choose a method that has.")
+        return model.item_vectors()
+
+    # -- answers --------------------------------------------------------------------------
+    def methods(self) -> list[dict[str, Any]]:
+        """Every method of the run, best first, with what it can answer and its
+        leaderboard row (when the run has a leaderboard)."""
+        rows = {r.method: r.to_dict() for r in self.board.rows} if self.board else {}
+        out = []
+        for rank, name in enumerate(self.dirs, start=1):
+            cls = get_method(name)
+            out.append({"method": name, "rank": rank, "items": can(cls, "items"),
+                        "users": can(cls, "users") or can(cls, "items"),
+                        "coldstart": can(cls, "coldstart") and can(cls, "items"),
+                        "leaderboard": rows.get(name)})
+        return out
+
+    def defaults(self) -> dict[str, str | None]:
+        """The method each kind of query uses when none is named."""
+        pairs = (("similar", "similar"), ("recommend", "any"), ("coldstart", "coldstart"))
+        return {key: self.able[need][0] if self.able[need] else None for key, need in pairs}
+
+    def search(self, query: str, limit: int = 10) -> list[dict[str, Any]]:
+        """Movies whose title contains ``query`` (case, year and a moved article forgiven),
+        titles that start with it first, then the most rated."""
+        _check_text("q", query)
+        check_k(limit)
+        form = normalize_title(query)
+        if not form:
+            raise DataError("q is empty: type part of a movie title.")
+        ids = self.train.items.ids
+        hits = [i for i, f in enumerate(self._forms) if form in f]
+        hits.sort(key=lambda i: (not self._forms[i].startswith(form), -self.popularity[i]))
+        return [self._movie(ids[i]) for i in hits[:limit]]
+
+    def similar(self, item: str, method: str | None = None, k: int = 10) -> dict[str, Any]:
+        """The ``k`` movies nearest to ``item`` (an id or a title) under ``method``."""
+        _check_text("item", item)
+        check_k(k)
+        name = self.method_for(method, "similar")
+        items = self._items(name)
+        key = items.resolve(item)
+        table = items.most_similar(key, k, metric="cosine")
+        return {"method": name, "item": self._movie(key),
+                "neighbours": [{**self._movie(r["id"]), "score": r["score"]}
+                               for r in table.iter_rows(named=True)]}
+
+    def user_row(self, user: str) -> int:
+        """The train row of a user id (as the dataset spells it)."""
+        _check_text("user", user)
+        key: object = int(user) if user.strip().lstrip("-").isdigit() else user
+        ids = self.train.users.ids
+        if isinstance(key, int) != np.issubdtype(ids.dtype, np.integer):
+            row = -1  # an id of the other kind (text for numbers or numbers for text)
+        else:
+            row = int(self.train.users.index(np.asarray([key]))[0])
+        if row < 0:
+            raise UnknownNameError(f"Unknown user {user!r}: not in this run's train data.")
+        return row
+
+    def user(self, user: str) -> dict[str, Any]:
+        """A user's train history, in the order of the train matrix."""
+        row = self.user_row(user)
+        x = self.train.binary()
+        cols = x.indices[x.indptr[row]:x.indptr[row + 1]]
+        ids = self.train.items.ids
+        return {"user": user, "history": [self._movie(ids[c]) for c in cols]}
+
+    def recommend(self, user: str, method: str | None = None, k: int = 10) -> dict[str, Any]:
+        """The ``k`` best movies for a user that are not in their train history; each marked
+        ``held_out`` when it is one of the user's test movies (``None``: the test part is
+        not known to this server)."""
+        check_k(k)
+        row = self.user_row(user)
+        name = self.method_for(method, "any")
+        user_id = self.train.users.ids[row].item()
+        recs = self.model(name).recommend(self.train, [user_id], k)
+        test = None if self._test is None else self._test.get(user_id, set())
+        return {"method": name, "user": user, "recommendations": [
+            {**self._movie(r["item_id"]), "rank": r["rank"], "score": r["score"],
+             "held_out": None if test is None else r["item_id"] in test}
+            for r in recs.iter_rows(named=True)]}
+
+    def coldstart(self, query: ColdStartQuery, method: str | None = None,
+                  k: int = 10) -> dict[str, Any]:
+        """Where a movie nobody has rated lands: its ``k`` nearest movies."""
+        query = query.checked()
+        check_k(k)
+        name = self.method_for(method, "coldstart")
+        model = self.model(name)
+        if not (isinstance(model, ColdStart) and isinstance(model, ItemVectors)):
+            raise DataError(f"{name} cannot place unseen movies; choose a method that can.")
+        vector = model.coldstart(list(query.genres), list(query.tags), query.year,
+                                 title=query.title)
+        table = model.item_vectors().similar_by_vector(vector, k)
+        return {"method": name, "neighbours": [{**self._movie(r["id"]), "score": r["score"]}
+                                               for r in table.iter_rows(named=True)]}
+
+    def map(self, method: str | None = None) -> dict[str, Any]:
+        """A 2-D layout of ``method``'s movies: the first two principal components of its
+        unit-length vectors (the cosine geometry ``similar`` ranks by), with each movie's
+        title, main genre and train popularity; computed once per method."""
+        name = self.method_for(method, "items")
+        with self._lock:
+            cached = self._maps.get(name)
+        if cached is not None:
+            return cached
+        items = self._items(name)
+        xy = pca_2d(items.normalized().vectors)
+        genres = {}
+        if items.metadata is not None and "genres" in items.metadata.columns:
+            genres = dict(items.metadata.select("item_id", "genres").rows())
+        position = {v: i for i, v in enumerate(self.train.items.ids.tolist())}
+        ids = items.ids.tolist()
+        out = {"method": name, "x": xy[:, 0].round(5).tolist(), "y": xy[:, 1].round(5).tolist(),
+               "id": ids, "title": [self.titles.get(i, "") for i in ids],
+               "genre": [_main_genre(genres.get(i)) for i in ids],
+               "popularity": [int(self.popularity[position[i]]) if i in position else 0
+                              for i in ids]}
+        with self._lock:
+            self._maps[name] = out
+        return out
+
+    # -- helpers --------------------------------------------------------------------------
+    def _movie(self, item: Any) -> dict[str, Any]:
+        item = item.item() if isinstance(item, np.generic) else item
+        return {"id": item, "title": self.titles.get(item, "")}
+
+    @cached_property
+    def _test(self) -> dict[Any, set[Any]] | None:
+        """Each test user's held-out movies, when the run's dataset can be loaded."""
+        try:
+            info = RunInfo.load(next(iter(self.dirs.values())))
+            from embedlens.evaluation.splits import EvalSplit
+
+            split = EvalSplit.prepare(info.load_dataset(self.data_dir), info.protocol)
+        except EmbedlensError:
+            return None
+        test = split.split.test
+        users, items = test["user_id"].to_list(), test["item_id"].to_list()
+        out: dict[Any, set[Any]] = {}
+        for u, i in zip(users, items, strict=True):
+            out.setdefault(u, set()).add(i)
+        return out
+
+
+def _main_genre(genres: Any) -> str:
+    """The first listed genre ("" when none): genres come as a list or "A|B" text."""
+    if isinstance(genres, str):
+        genres = genres.split("|")
+    return str(genres[0]) if genres is not None and len(genres) else ""
+
+
+def pca_2d(vectors: np.ndarray) -> np.ndarray:
+    """The rows' coordinates on their first two principal components (signs fixed so the
+    largest loading is positive: the same vectors always give the same picture)."""
+    x = np.asarray(vectors, dtype=np.float64)
+    x = x - x.mean(axis=0)
+    if x.shape[0] < 2:
+        return np.zeros((x.shape[0], 2))
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    axes = vt[:2]
+    signs = np.sign(axes[np.arange(axes.shape[0]), np.abs(axes).argmax(axis=1)])
+    out = x @ (axes * signs[:, None]).T
+    if out.shape[1] < 2:
+        out = np.c_[out, np.zeros(out.shape[0])]
+    return out
+
+
+def explorer_page() -> str:
+    """The explorer's HTML (script and style inline; nothing is fetched from elsewhere)."""
+    return resources.files("embedlens.app").joinpath("explorer.html").read_text("utf-8")
+
+
+def create_app(service: RunService) -> Any:
+    """The FastAPI application over ``service``."""
+    from fastapi import FastAPI, Query, Request
+    from fastapi.responses import HTMLResponse, JSONResponse
+
+    app = FastAPI(title="embedlens", description=f"Read-only API over the run {service.run}",
+                  version="1")
+
+    @app.exception_handler(UnknownNameError)
+    async def _unknown(_: Request, exc: UnknownNameError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=404)
+
+    @app.exception_handler(EmbedlensError)
+    async def _bad(_: Request, exc: EmbedlensError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> str:
+        return explorer_page()
+
+    @app.get("/api/methods")
+    def methods() -> dict[str, Any]:
+        return {"methods": service.methods(), "defaults": service.defaults()}
+
+    @app.get("/api/search")
+    def search(q: str = Query(..., min_length=1, max_length=MAX_TEXT),
+               limit: int = Query(10, ge=1, le=MAX_K)) -> dict[str, Any]:
+        return {"movies": service.search(q, limit)}
+
+    @app.get("/api/similar")
+    def similar(item: str = Query(..., min_length=1, max_length=MAX_TEXT),
+                method: str | None = Query(None, max_length=MAX_TEXT),
+                k: int = Query(10, ge=1, le=MAX_K)) -> dict[str, Any]:
+        return service.similar(item, method, k)
+
+    @app.get("/api/recommend")
+    def recommend(user: str = Query(..., min_length=1, max_length=MAX_TEXT),
+                  method: str | None = Query(None, max_length=MAX_TEXT),
+                  k: int = Query(10, ge=1, le=MAX_K)) -> dict[str, Any]:
+        return service.recommend(user, method, k)
+
+    @app.get("/api/users/{user}")
+    def user(user: str) -> dict[str, Any]:
+        return service.user(user)
+
+    @app.post("/api/coldstart")
+    def coldstart(body: ColdStartBody) -> dict[str, Any]:
+        query = ColdStartQuery(tuple(body.genres), tuple(body.tags), body.year, body.title)
+        return service.coldstart(query, body.method, body.k)
+
+    @app.get("/api/map")
+    def layout(method: str | None = Query(None, max_length=MAX_TEXT)) -> dict[str, Any]:
+        return service.map(method)
+
+    return app

@@ -1,0 +1,169 @@
+"""``embedlens serve``: the HTTP API over a real ML-100k run, through an in-process client."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from embedlens.app.config import RunConfig
+from embedlens.app.pipeline import run_all
+from embedlens.app.serve import RunService, create_app, pca_2d
+from embedlens.data import load_movielens
+from embedlens.evaluation.splits import EvalSplit
+from embedlens.io.runs import load_run
+from test_cli import run as cli
+
+
+@pytest.fixture(scope="module")
+def served(ml_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("serve") / "run"
+    config = RunConfig(dataset="ml-100k", data_dir=str(ml_dir), protocol="user-time-0.2",
+                       methods=["cleora", "eges"], baselines=["pop"], preset=False)
+    run_all(config, out)
+    return out, TestClient(create_app(RunService(out, ml_dir)))
+
+
+def test_methods_follow_the_leaderboard_and_name_the_defaults(served):
+    _, client = served
+    body = client.get("/api/methods").json()
+    names = [m["method"] for m in body["methods"]]
+    assert sorted(names) == ["cleora", "eges", "pop"]
+    ndcg = [m["leaderboard"]["ndcg@10"] for m in body["methods"]]
+    assert ndcg == sorted(ndcg, reverse=True)
+    assert [m["rank"] for m in body["methods"]] == [1, 2, 3]
+    pop = next(m for m in body["methods"] if m["method"] == "pop")
+    assert not pop["items"] and not pop["coldstart"]
+    assert body["defaults"]["coldstart"] == "eges"
+    assert body["defaults"]["similar"] in ("cleora", "eges")
+
+
+def test_search_puts_titles_that_start_with_the_query_first(served):
+    _, client = served
+    movies = client.get("/api/search", params={"q": "star wars"}).json()["movies"]
+    assert movies[0]["title"] == "Star Wars (1977)"
+    found = client.get("/api/search", params={"q": "jedi"}).json()["movies"]
+    assert [m["title"] for m in found] == ["Return of the Jedi (1983)"]
+
+
+def test_similar_is_what_the_model_says_and_finds_the_sequel(served):
+    run, client = served
+    body = client.get("/api/similar", params={"item": "star wars", "method": "cleora",
+                                              "k": 10}).json()
+    assert body["item"]["title"] == "Star Wars (1977)"
+    titles = [n["title"] for n in body["neighbours"]]
+    assert len(titles) == 10 and "Star Wars (1977)" not in titles
+    assert "Return of the Jedi (1983)" in titles
+    _, model = load_run(run / "cleora")
+    expected = model.item_vectors().most_similar(50, 10, metric="cosine")
+    assert [n["id"] for n in body["neighbours"]] == expected["id"].to_list()
+    np.testing.assert_allclose([n["score"] for n in body["neighbours"]],
+                               expected["score"].to_numpy(), rtol=1e-6)
+
+
+def test_recommend_leaves_out_the_history_and_marks_the_test_hits(served, ml_dir):
+    _, client = served
+    history = {m["id"] for m in client.get("/api/users/1").json()["history"]}
+    split = EvalSplit.prepare(load_movielens("ml-100k", data_dir=ml_dir), "user-time-0.2")
+    train_items = set(split.split.train.filter(user_id=1)["item_id"].to_list())
+    test_items = set(split.split.test.filter(user_id=1)["item_id"].to_list())
+    assert history == train_items
+    for method in ("cleora", "eges", "pop"):
+        recs = client.get("/api/recommend", params={"user": "1", "method": method,
+                                                    "k": 50}).json()["recommendations"]
+        ids = [r["id"] for r in recs]
+        assert len(ids) == 50 and not history & set(ids)
+        assert {r["id"] for r in recs if r["held_out"]} == test_items & set(ids)
+    # pop over 50 movies must hit at least one of user 1's test movies
+    assert any(r["held_out"] for r in recs)
+
+
+def test_coldstart_is_the_models_placement(served):
+    run, client = served
+    body = client.post("/api/coldstart", json={"genres": ["Sci-Fi", "Action"],
+                                               "year": 1980, "k": 5}).json()
+    assert body["method"] == "eges"
+    _, model = load_run(run / "eges")
+    expected = model.item_vectors().similar_by_vector(
+        model.coldstart(["Sci-Fi", "Action"], [], 1980), 5)
+    assert [n["id"] for n in body["neighbours"]] == expected["id"].to_list()
+
+
+def test_map_is_the_first_two_principal_components(served):
+    run, client = served
+    body = client.get("/api/map", params={"method": "cleora"}).json()
+    _, model = load_run(run / "cleora")
+    items = model.item_vectors()
+    assert body["id"] == items.ids.tolist() and len(body["x"]) == len(items)
+    x, y = np.asarray(body["x"]), np.asarray(body["y"])
+    assert x.var() >= y.var() * (1 - 1e-4) and y.var() > 0  # coordinates are rounded
+    assert abs(np.corrcoef(x, y)[0, 1]) < 1e-3  # principal components are uncorrelated
+    assert body["genre"][body["title"].index("Star Wars (1977)")] == "Action"
+    assert client.get("/api/map", params={"method": "cleora"}).json() == body
+
+
+def test_pca_2d_recovers_a_planted_plane():
+    rng = np.random.default_rng(0)
+    plane = rng.standard_normal((200, 2)) * [5.0, 2.0]
+    basis = np.linalg.qr(rng.standard_normal((8, 2)))[0].T
+    xy = pca_2d(plane @ basis + 0.01 * rng.standard_normal((200, 8)))
+    for axis in range(2):
+        assert abs(np.corrcoef(xy[:, axis], plane[:, axis])[0, 1]) > 0.99
+
+
+@pytest.mark.parametrize(("path", "params", "status", "says"), [
+    ("/api/similar", {"item": "No Such Movie Ever"}, 404, "Unknown movie title"),
+    ("/api/similar", {"item": "star wars", "method": "bogus"}, 400, "bogus"),
+    ("/api/similar", {"item": "star wars", "method": "pop"}, 400, "pop"),
+    ("/api/similar", {"item": "star wars", "k": 0}, 422, "k"),
+    ("/api/similar", {"item": "star wars", "k": 1000}, 422, "k"),
+    ("/api/search", {"q": "x" * 500}, 422, "q"),
+    ("/api/search", {"q": "   "}, 400, "q is empty"),
+    ("/api/recommend", {"user": "999999"}, 404, "Unknown user"),
+    ("/api/users/abc", {}, 404, "Unknown user"),
+    ("/api/map", {"method": "../../etc"}, 400, "../../etc"),
+])
+def test_bad_input_is_a_clear_4xx(served, path, params, status, says):
+    _, client = served
+    response = client.get(path, params=params)
+    assert response.status_code == status
+    assert says in response.text
+
+
+def test_bad_coldstart_bodies_are_4xx(served):
+    _, client = served
+    assert client.post("/api/coldstart", json={}).status_code == 400
+    assert "year" in client.post("/api/coldstart", json={"year": 3000}).json()["error"]
+    assert client.post("/api/coldstart", json={"genres": ["x"] * 50}).status_code == 422
+
+
+def test_the_page_and_the_api_docs_are_served(served):
+    _, client = served
+    page = client.get("/")
+    assert page.status_code == 200 and "embedlens explorer" in page.text
+    assert "<script src" not in page.text and "https://" not in page.text  # works offline
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/api/methods", "/api/search", "/api/similar", "/api/recommend", "/api/coldstart",
+            "/api/map", "/api/users/{user}"} <= set(paths)
+
+
+def test_serve_refuses_bad_arguments_in_one_line(tmp_path):
+    proc = cli("serve", str(tmp_path / "nothing"), ok=False)
+    assert proc.returncode == 2 and "not a run directory" in proc.stderr
+    proc = cli("serve", str(tmp_path), "--port", "70000", ok=False)
+    assert proc.returncode == 2 and "--port" in proc.stderr
+
+
+def test_one_methods_run_is_served_too(served):
+    run, _ = served
+    client = TestClient(create_app(RunService(run / "cleora")))
+    body = client.get("/api/methods").json()
+    assert [m["method"] for m in body["methods"]] == ["cleora"]
+    assert body["defaults"] == {"similar": "cleora", "recommend": "cleora", "coldstart": None}
+    assert len(client.get("/api/similar", params={"item": "star wars"}).json()["neighbours"]) == 10
+    recs = client.get("/api/recommend", params={"user": "1"}).json()["recommendations"]
+    # the run recorded where its data was, so held-out movies are marked without --data-dir
+    assert len(recs) == 10 and all(isinstance(r["held_out"], bool) for r in recs)
+    assert "eges" in client.get("/api/similar", params={"item": "star wars",
+                                                        "method": "eges"}).json()["error"]
+    assert client.post("/api/coldstart", json={"genres": ["Drama"]}).status_code == 400
