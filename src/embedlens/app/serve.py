@@ -17,14 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from embedlens.app.queries import able_methods, can_answer, read_leaderboard
 from embedlens.app.train import load_train
-from embedlens.core.embeddings import Embeddings, normalize_title
+from embedlens.core.embeddings import (
+    Embeddings,
+    l2_normalize,
+    normalize_title,
+    top_by_dot,
+)
 from embedlens.core.errors import DataError, EmbedlensError, UnknownNameError
 from embedlens.io.runs import RUN_FILE, RunInfo, load_run
-from embedlens.methods.base import ColdStart, ItemVectors, Model, can
+from embedlens.methods.base import ColdStart, ItemVectors, Model, Scorer, can
 from embedlens.methods.registry import get_method
 
 #: Largest ``k`` a query may ask for, and longest text it may send.
@@ -118,6 +124,8 @@ class RunService:
         self.popularity = np.asarray(self.train.binary().sum(axis=0)).ravel()
         self._forms = [normalize_title(self.titles.get(i, "")) for i in ids.tolist()]
         self._models: dict[str, Model] = {}
+        self._unit: dict[str, Embeddings] = {}
+        self._scorers: dict[str, Scorer] = {}
         self._maps: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
@@ -151,6 +159,24 @@ class RunService:
             raise DataError(f"{method} has no movie vectors; choose a method that has.")
         return model.item_vectors()
 
+    def _unit_items(self, method: str) -> Embeddings:
+        """``method``'s movie vectors scaled to unit length, once: a cosine query is then
+        one product, not a normalisation of the whole table per request."""
+        items = self._items(method)
+        with self._lock:
+            if method not in self._unit:
+                self._unit[method] = items.normalized()
+            return self._unit[method]
+
+    def _scorer(self, method: str) -> Scorer:
+        """``method``'s scorer over the run's train matrix, built once (it may derive
+        every user's vector)."""
+        model = self.model(method)
+        with self._lock:
+            if method not in self._scorers:
+                self._scorers[method] = model.scorer(self.train)
+            return self._scorers[method]
+
     # -- answers --------------------------------------------------------------------------
     def methods(self) -> list[dict[str, Any]]:
         """Every method of the run, best first, with what it can answer and its
@@ -162,7 +188,7 @@ class RunService:
             out.append({"method": name, "rank": rank, "items": can(cls, "items"),
                         "users": can(cls, "users") or can(cls, "items"),
                         "coldstart": can(cls, "coldstart") and can(cls, "items"),
-                        "leaderboard": rows.get(name)})
+                        "leaderboard": _finite(rows.get(name))})
         return out
 
     def defaults(self) -> dict[str, str | None]:
@@ -188,12 +214,12 @@ class RunService:
         _check_text("item", item)
         check_k(k)
         name = self.method_for(method, "similar")
-        items = self._items(name)
+        items = self._unit_items(name)
         key = items.resolve(item)
-        table = items.most_similar(key, k, metric="cosine")
-        return {"method": name, "item": self._movie(key),
-                "neighbours": [{**self._movie(r["id"]), "score": r["score"]}
-                               for r in table.iter_rows(named=True)]}
+        at = items.positions(np.asarray([key]))
+        top, scores = top_by_dot(items.vectors, items.vectors[at[0]], k, at)
+        return {"method": name, "item": self._movie(key), "neighbours": self._scored(
+            items.ids[top], scores)}
 
     def user_row(self, user: str) -> int:
         """The train row of a user id (as the dataset spells it)."""
@@ -224,7 +250,7 @@ class RunService:
         row = self.user_row(user)
         name = self.method_for(method, "any")
         user_id = self.train.users.ids[row].item()
-        recs = self.model(name).recommend(self.train, [user_id], k)
+        recs = self.model(name).recommend(self.train, [user_id], k, scorer=self._scorer(name))
         test = None if self._test is None else self._test.get(user_id, set())
         return {"method": name, "user": user, "recommendations": [
             {**self._movie(r["item_id"]), "rank": r["rank"], "score": r["score"],
@@ -242,9 +268,13 @@ class RunService:
             raise DataError(f"{name} cannot place unseen movies; choose a method that can.")
         vector = model.coldstart(list(query.genres), list(query.tags), query.year,
                                  title=query.title)
-        table = model.item_vectors().similar_by_vector(vector, k)
-        return {"method": name, "neighbours": [{**self._movie(r["id"]), "score": r["score"]}
-                                               for r in table.iter_rows(named=True)]}
+        items = self._unit_items(name)
+        unit = l2_normalize(np.asarray(vector, dtype=np.float32).reshape(1, -1))[0]
+        if unit.size != items.dim:
+            raise DataError(f"{name} placed the movie in {unit.size} dimensions, its movies "
+                            f"have {items.dim}.")
+        top, scores = top_by_dot(items.vectors, unit, k)
+        return {"method": name, "neighbours": self._scored(items.ids[top], scores)}
 
     def map(self, method: str | None = None) -> dict[str, Any]:
         """A 2-D layout of ``method``'s movies: the first two principal components of its
@@ -255,8 +285,8 @@ class RunService:
             cached = self._maps.get(name)
         if cached is not None:
             return cached
-        items = self._items(name)
-        xy = pca_2d(items.normalized().vectors)
+        items = self._unit_items(name)
+        xy = pca_2d(items.vectors)
         genres = {}
         if items.metadata is not None and "genres" in items.metadata.columns:
             genres = dict(items.metadata.select("item_id", "genres").rows())
@@ -272,6 +302,10 @@ class RunService:
         return out
 
     # -- helpers --------------------------------------------------------------------------
+    def _scored(self, ids: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
+        return [{**self._movie(i), "score": float(v)}
+                for i, v in zip(ids.tolist(), scores.tolist(), strict=True)]
+
     def _movie(self, item: Any) -> dict[str, Any]:
         item = item.item() if isinstance(item, np.generic) else item
         return {"id": item, "title": self.titles.get(item, "")}
@@ -292,6 +326,17 @@ class RunService:
         for u, i in zip(users, items, strict=True):
             out.setdefault(u, set()).add(i)
         return out
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float made ``None`` (JSON has neither)."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def _main_genre(genres: Any) -> str:
@@ -325,8 +370,9 @@ def explorer_page() -> str:
 def create_app(service: RunService) -> Any:
     """The FastAPI application over ``service``."""
     from fastapi import FastAPI, Query, Request
-    from fastapi.responses import HTMLResponse, JSONResponse
 
+    # endpoints hand back JSONResponse: the answers are plain JSON already, and FastAPI's
+    # generic encoding of a returned dict costs more than computing most of them
     app = FastAPI(title="embedlens", description=f"Read-only API over the run {service.run}",
                   version="1")
 
@@ -343,37 +389,37 @@ def create_app(service: RunService) -> Any:
         return explorer_page()
 
     @app.get("/api/methods")
-    def methods() -> dict[str, Any]:
-        return {"methods": service.methods(), "defaults": service.defaults()}
+    def methods() -> JSONResponse:
+        return JSONResponse({"methods": service.methods(), "defaults": service.defaults()})
 
     @app.get("/api/search")
     def search(q: str = Query(..., min_length=1, max_length=MAX_TEXT),
-               limit: int = Query(10, ge=1, le=MAX_K)) -> dict[str, Any]:
-        return {"movies": service.search(q, limit)}
+               limit: int = Query(10, ge=1, le=MAX_K)) -> JSONResponse:
+        return JSONResponse({"movies": service.search(q, limit)})
 
     @app.get("/api/similar")
     def similar(item: str = Query(..., min_length=1, max_length=MAX_TEXT),
                 method: str | None = Query(None, max_length=MAX_TEXT),
-                k: int = Query(10, ge=1, le=MAX_K)) -> dict[str, Any]:
-        return service.similar(item, method, k)
+                k: int = Query(10, ge=1, le=MAX_K)) -> JSONResponse:
+        return JSONResponse(service.similar(item, method, k))
 
     @app.get("/api/recommend")
     def recommend(user: str = Query(..., min_length=1, max_length=MAX_TEXT),
                   method: str | None = Query(None, max_length=MAX_TEXT),
-                  k: int = Query(10, ge=1, le=MAX_K)) -> dict[str, Any]:
-        return service.recommend(user, method, k)
+                  k: int = Query(10, ge=1, le=MAX_K)) -> JSONResponse:
+        return JSONResponse(service.recommend(user, method, k))
 
     @app.get("/api/users/{user}")
-    def user(user: str) -> dict[str, Any]:
-        return service.user(user)
+    def user(user: str) -> JSONResponse:
+        return JSONResponse(service.user(user))
 
     @app.post("/api/coldstart")
-    def coldstart(body: ColdStartBody) -> dict[str, Any]:
+    def coldstart(body: ColdStartBody) -> JSONResponse:
         query = ColdStartQuery(tuple(body.genres), tuple(body.tags), body.year, body.title)
-        return service.coldstart(query, body.method, body.k)
+        return JSONResponse(service.coldstart(query, body.method, body.k))
 
     @app.get("/api/map")
-    def layout(method: str | None = Query(None, max_length=MAX_TEXT)) -> dict[str, Any]:
-        return service.map(method)
+    def layout(method: str | None = Query(None, max_length=MAX_TEXT)) -> JSONResponse:
+        return JSONResponse(service.map(method))
 
     return app

@@ -267,13 +267,9 @@ class Embeddings:
             mat, vector = mat - mean, vector - mean
         if metric == "cosine":
             mat, vector = l2_normalize(mat), l2_normalize(vector[None])[0]
-        scores = mat @ vector
-        if exclude:
-            scores[self.positions(np.asarray(exclude))] = -np.inf
-        k = min(k, int(np.isfinite(scores).sum()))
-        top = np.argpartition(-scores, k - 1)[:k] if k else np.empty(0, dtype=np.int64)
-        top = top[np.lexsort((top, -scores[top]))]
-        out = pl.DataFrame({"id": self.ids[top], "score": scores[top].astype(np.float64)})
+        top, scores = top_by_dot(mat, vector, k, self.positions(np.asarray(exclude))
+                                 if exclude else None)
+        out = pl.DataFrame({"id": self.ids[top], "score": scores.astype(np.float64)})
         if self.metadata is not None:
             titles = self.metadata.select(pl.col("item_id").alias("id"), "title", "genres")
             out = out.join(titles, on="id", how="left", maintain_order="left").select(
@@ -365,6 +361,20 @@ class Embeddings:
             return cls(ids, vectors, kind, meta, counts)
         except DataError as exc:
             raise DataError(f"{path}: {exc}") from None
+
+
+def top_by_dot(mat: np.ndarray, vector: np.ndarray, k: int,
+               exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of the ``k`` rows of ``mat`` with the largest dot product with
+    ``vector`` (rows at ``exclude`` left out), best first, ties by position; and their
+    scores."""
+    scores = mat @ vector
+    if exclude is not None and exclude.size:
+        scores[exclude] = -np.inf
+    k = min(k, int(np.isfinite(scores).sum()))
+    top = np.argpartition(-scores, k - 1)[:k] if k else np.empty(0, dtype=np.int64)
+    top = top[np.lexsort((top, -scores[top]))]
+    return top, scores[top]
 
 
 def l2_normalize(mat: np.ndarray) -> np.ndarray:

@@ -112,16 +112,18 @@ class Model(ABC):
 
     def recommend(
         self, train: InteractionMatrix, user_ids: list | np.ndarray, k: int = 10,
-        exclude_seen: bool = True,
+        exclude_seen: bool = True, scorer: Scorer | None = None,
     ) -> pl.DataFrame:
-        """Top-``k`` items per user id: columns user_id, rank, item_id, score."""
+        """Top-``k`` items per user id: columns user_id, rank, item_id, score. ``scorer``:
+        this model's ``scorer(train)``, built once by a caller that asks many times (a
+        server), since building it may derive every user's vector."""
         user_ids = np.asarray(user_ids)
         rows = train.users.index(user_ids)
         if (rows < 0).any():
             missing = user_ids[rows < 0][:5].tolist()
             raise DataError(f"Unknown user id(s) {missing}: not in the train data.")
         items, scores = topk(
-            self.scorer(train), rows, len(train.items), k,
+            scorer or self.scorer(train), rows, len(train.items), k,
             exclude=train.ratings if exclude_seen else None,
         )
         valid = items >= 0
