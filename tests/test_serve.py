@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -167,3 +171,82 @@ def test_one_methods_run_is_served_too(served):
     assert "eges" in client.get("/api/similar", params={"item": "star wars",
                                                         "method": "eges"}).json()["error"]
     assert client.post("/api/coldstart", json={"genres": ["Drama"]}).status_code == 400
+
+
+def _chromium() -> str | None:
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None and not os.environ.get("CI"),
+                    reason="needs Debian's chromium (CI installs it)")
+def test_the_explorer_in_a_real_browser(served, tmp_path):
+    """Search "star wars", see Return of the Jedi among cleora's neighbours, click a movie
+    on the map, open a user: in headless Chromium against a real `embedlens serve`."""
+    from playwright.sync_api import expect, sync_playwright
+
+    run, _ = served
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-c", "from embedlens.app.cli import main; main()", "--quiet",
+         "serve", str(run), "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/api/methods", server)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=_chromium())
+            page = browser.new_page(viewport={"width": 1400, "height": 1800})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"http://127.0.0.1:{port}/")
+            expect(page.locator("#board table tr")).to_have_count(4)  # header + 3 methods
+            page.fill("#q", "star wars")
+            page.click("#go")
+            cleora = page.locator("#neighbours .col", has_text="cleora")
+            expect(cleora).to_contain_text("Return of the Jedi (1983)")
+            # click the first movie on the map: its neighbours replace the ones shown
+            page.wait_for_function("() => MAP !== null && MAP.x.length > 0")
+            before = cleora.inner_text()
+            target = page.evaluate("MAP.title[0]")
+            x, y = page.evaluate("toScreen(0)")
+            box = page.locator("#map").bounding_box()
+            assert box is not None
+            page.mouse.click(box["x"] + x * box["width"] / 900,
+                             box["y"] + y * box["height"] / 560)
+            expect(page.locator("#q")).to_have_value(target)
+            expect(cleora).not_to_have_text(before)  # the clicked movie's neighbours now
+            page.fill("#user", "1")
+            page.click("#user-go")
+            expect(page.locator("#recs .col")).to_have_count(3)
+            expect(page.locator("#history")).to_contain_text("Train history")
+            page.screenshot(path=str(tmp_path / "explorer.png"), full_page=True)
+            browser.close()
+        assert errors == []
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for(url: str, server: subprocess.Popen) -> None:
+    import time
+    import urllib.request
+
+    for _ in range(300):
+        if server.poll() is not None:
+            raise AssertionError(f"the server stopped: {server.stderr.read()}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("the server did not answer within 30 s")

@@ -185,8 +185,8 @@ class RunService:
         out = []
         for rank, name in enumerate(self.dirs, start=1):
             cls = get_method(name)
+            # every method recommends; "items": it has movie vectors (similar, map)
             out.append({"method": name, "rank": rank, "items": can(cls, "items"),
-                        "users": can(cls, "users") or can(cls, "items"),
                         "coldstart": can(cls, "coldstart") and can(cls, "items"),
                         "leaderboard": _finite(rows.get(name))})
         return out
