@@ -21,3 +21,37 @@ def test_coldstart_protocol_on_ml100k(ml100k):
     assert ours["ndcg@10"] > chance["ndcg@10"] + chance["ndcg@10_ci95"]
     assert out["genre popularity, held-out only"]["cold_share@10"] == 1.0
     assert 0.0 <= out["model, full catalogue"]["cold_share@10"] <= 1.0
+
+
+def test_eges_without_side_information_is_never_scored_as_placing_nothing(ml100k):
+    """A model that cannot place any unseen movie is an error, not a row of zeros."""
+    import pytest
+
+    from embedlens.core.errors import DataError
+
+    split = ColdSplit.prepare(ml100k, fraction=0.1, seed=1)
+    bare = get_method("eges")(side_info=False, epochs=1, num_walks=2).fit(
+        split.train, split.train_dataset)
+    assert not bare.places_unseen
+    with pytest.raises(DataError, match="side_info"):
+        bare.coldstart(["Comedy"])
+    with pytest.raises(DataError, match="cannot place unseen movies"):
+        evaluate_coldstart(bare, split)
+
+
+def test_the_cold_start_board_switches_side_information_on(ml_dir, tmp_path):
+    """A run whose EGES ranks without side information (a tuned preset may choose that)
+    still puts EGES from side information on the cold-start board."""
+    import json
+
+    from embedlens.app.config import RunConfig
+    from embedlens.app.pipeline import run_all
+
+    config = RunConfig(dataset="ml-100k", data_dir=str(ml_dir), protocol="user-time-0.2",
+                       methods=["eges"], baselines=["pop"], preset=False,
+                       params={"eges": {"side_info": False}})
+    run_all(config, tmp_path / "run")
+    record = json.loads((tmp_path / "run" / "coldstart.json").read_text())
+    assert "error" not in record
+    rows = {r["ranking"]: r["held_out"]["ndcg@10"] for r in record["rows"]}
+    assert rows["eges"] > rows["no side information (random order)"] > 0

@@ -186,7 +186,8 @@ def _run_in(folder: OwnedFolder, config: RunConfig, ds: Dataset, data: EvalSplit
 
 def _coldstart_stage(config: RunConfig, ds: Dataset, out: Path) -> dict[str, Any] | None:
     """The cold-start leaderboard (``coldstart.json``): the run's methods that can place an
-    unseen movie, fitted again (with the run's parameters) on the cold-start split, beside
+    unseen movie, fitted again (with the run's parameters, and what placing unseen movies
+    needs switched on: :func:`coldstart_params`) on the cold-start split, beside
     genre popularity and random order. None when no such method runs or the data has no
     movie table; a failure is recorded, and the run goes on."""
     from embedlens.evaluation.coldstart import ColdSplit, coldstart_board
@@ -199,9 +200,8 @@ def _coldstart_stage(config: RunConfig, ds: Dataset, out: Path) -> dict[str, Any
     record: dict[str, Any] = {"fraction": COLD_FRACTION}
     try:
         split = ColdSplit.prepare(ds, COLD_FRACTION, config.seed)
-        models = {n: get_method(n)(**config.method_params(n)).fit(split.train,
-                                                                    split.train_dataset)
-                  for n in able}
+        models = {n: get_method(n)(**coldstart_params(n, config.method_params(n))).fit(
+                      split.train, split.train_dataset) for n in able}
         record.update(held_out_movies=int(split.cold_items.size),
                       test_users=int(split.test["user_id"].n_unique()),
                       rows=coldstart_board(models, split, config.k, config.seed))
@@ -209,6 +209,12 @@ def _coldstart_stage(config: RunConfig, ds: Dataset, out: Path) -> dict[str, Any
         record["error"] = f"{type(exc).__name__}: {exc}"
     write_json(out / COLDSTART, record)
     return record
+
+
+def coldstart_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with what ``method`` needs to place unseen movies switched on (its
+    ``Params.coldstart_overrides``; EGES: side information)."""
+    return {**params, **getattr(get_method(method).Params, "coldstart_overrides", {})}
 
 
 def _other_seeds(name: str, params: dict[str, Any], first: EvalResult, config: RunConfig,

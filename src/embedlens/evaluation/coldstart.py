@@ -78,6 +78,9 @@ def evaluate_coldstart(model: Any, split: ColdSplit, k: int = 10, seed: int = 0
                        ) -> dict[str, dict[str, float]]:
     """NDCG/HitRate @k of ``model``'s cold vectors and of the two baselines, on both
     candidate sets. ``model`` must be fitted on ``split`` and have ``coldstart``."""
+    if not getattr(model, "places_unseen", True):  # not one movie could be placed
+        raise DataError(f"{getattr(model, 'name', 'this model')} cannot place unseen movies "
+                        "as fitted (no side information); there is nothing to evaluate.")
     side = split.items.filter(pl.col(ITEM).is_in(pl.Series(split.cold_items)
                                                               .implode()))
     side = pl.DataFrame({ITEM: split.cold_items}).join(side, on=ITEM, how="left",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import polars as pl
@@ -83,6 +83,10 @@ class EGESParams(EmbeddingParams):
                       "below 1e-4 of it; word2vec's schedule)", gt=0, log=True, tune=(5e-3, 1e-1))
     year_bucket: int = param(5, "years per release-year bucket", ge=1)
     seed: int = seed_param()
+    #: What the cold-start board fits with, whatever the run chose: an EGES without side
+    #: information has nothing to place an unseen movie from (a tuned preset may switch
+    #: it off for warm ranking).
+    coldstart_overrides: ClassVar[dict[str, Any]] = {"side_info": True}
 
 
 class EGESModel(EmbeddingModel):
@@ -146,12 +150,20 @@ class EGESModel(EmbeddingModel):
         """The average softmax weight of each field (id and side information)."""
         return self._net.field_weights()
 
+    @property
+    def places_unseen(self) -> bool:
+        """Whether :meth:`coldstart` can place a movie (False: trained without side
+        information)."""
+        return any(self.vocab[f] for f in FIELDS)
+
     def coldstart(self, genres: list[str] | None = None, tags: list[str] | None = None,
                   year: int | None = None, title: str | None = None) -> np.ndarray:
         """A vector for an unseen movie from its side information alone (genres, tags,
         year; EGES has no field for the title)."""
-        if not any(self.vocab[f] for f in FIELDS):
-            raise DataError("This EGES model was trained without side information.")
+        if not self.places_unseen:
+            raise DataError("This EGES model was trained without side information "
+                            "(side_info=false), so it cannot place an unseen movie; train "
+                            "one with side_info=true.")
         values = {
             "genres": genres or [],
             "tags": [t.strip().lower() for t in (tags or []) if t.strip()],
