@@ -60,3 +60,35 @@ def test_holdout_keeps_single_entries_and_partitions():
     assert (fit + val - m).nnz == 0 and fit.multiply(val).nnz == 0
     assert fit[1].nnz == 1 and val[1].nnz == 0
     assert 0 < val[0].nnz < 10
+
+
+def test_early_stopping_waits_out_a_dip_in_the_first_checks():
+    """A score that dips for a few checks before it climbs (a model leaving its popularity
+    plateau) is not stopped before MIN_CHECKS; after that, patience decides."""
+    from embedlens.methods.training import MIN_CHECKS, EarlyStopping
+
+    class Net:
+        def __init__(self) -> None:
+            self.value = 0.0
+
+        def state_dict(self) -> dict[str, float]:
+            return {"value": self.value}
+
+        def load_state_dict(self, state: dict[str, float]) -> None:
+            self.value = state["value"]
+
+    net, stopper = Net(), EarlyStopping(patience=3, higher_is_better=True)
+    scores = [0.099, 0.092, 0.093, 0.097, 0.123, 0.143, 0.14, 0.13, 0.12]
+    stopped_at = None
+    for check, score in enumerate(scores, start=1):
+        net.value = score
+        if stopper.update(score, net):
+            stopped_at = check
+            break
+    assert MIN_CHECKS > 4  # the dip of checks 2-4 alone would have stopped patience 3
+    assert stopped_at == 9  # three checks without a gain after the best (0.143 at check 6)
+    stopper.restore(net)
+    assert net.value == 0.143
+    late = EarlyStopping(patience=1, higher_is_better=False)
+    assert [late.update(s, net) for s in [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]] == [
+        False] * (MIN_CHECKS - 1) + [True]

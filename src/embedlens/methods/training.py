@@ -165,21 +165,33 @@ def train_rows(rows, batch_size: int, opt, batch_loss) -> float:
     return total / max(1, rows.numel())
 
 
+#: Early stopping never stops before this many checks. A model leaving its first plateau
+#: (where it ranks by popularity) can score lower for a few checks before it climbs: the
+#: tuned ML-100k random-0.2 two-tower at seed 43 validated 0.099, 0.092, 0.093, 0.097, then
+#: 0.123 up to 0.186, and a patience of 3 had stopped it at the fourth check with a test
+#: NDCG@10 of 0.226 instead of 0.380.
+MIN_CHECKS = 6
+
+
 class EarlyStopping:
     """Keeps the best network state by a validation score; says when to stop."""
 
-    def __init__(self, patience: int, higher_is_better: bool) -> None:
+    def __init__(self, patience: int, higher_is_better: bool,
+                 min_checks: int = MIN_CHECKS) -> None:
         self.patience, self.sign = patience, 1.0 if higher_is_better else -1.0
-        self.best, self.state, self.waited = -np.inf, None, 0
+        self.min_checks = min_checks
+        self.best, self.state, self.waited, self.checks = -np.inf, None, 0, 0
 
     def update(self, score: float, net) -> bool:
-        """Record an epoch's score; True when ``patience`` epochs passed without a gain."""
+        """Record a check's score; True when ``patience`` checks passed without a gain and
+        there were at least ``min_checks``."""
+        self.checks += 1
         if self.sign * score > self.best:
             self.best, self.state, self.waited = self.sign * score, copy.deepcopy(
                 net.state_dict()), 0
             return False
         self.waited += 1
-        return self.waited >= self.patience
+        return self.waited >= self.patience and self.checks >= self.min_checks
 
     def restore(self, net) -> None:
         net.load_state_dict(self.state)
