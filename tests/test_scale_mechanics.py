@@ -149,20 +149,22 @@ def test_a_bad_thread_budget_is_one_line_and_exit_2():
 
 
 def test_a_large_epoch_is_validated_in_parts_and_stops_at_its_best_check():
-    from embedlens.methods.training import fit_epochs
+    from embedlens.methods.training import MIN_CHECKS, fit_epochs
 
     net = torch.nn.Linear(1, 1)
     opt = torch.optim.SGD(net.parameters(), lr=0.0)
-    scores = iter([0.1, 0.3, 0.2, 0.25, 0.2, 0.9])
+    scores = iter([0.1, 0.3, 0.2, 0.25, 0.2, 0.2, 0.9])
     heard = []
     history = fit_epochs(net, opt, "cpu", 100, lambda idx: net.weight.sum() * 0,
                          epochs=5, batch_size=10, desc="t", validate=lambda: next(scores),
                          val_key="val", patience=3, check_rows=30,
                          on_epoch=lambda k, s: heard.append(k))
     # 100 rows in parts of 30: four checks per epoch; the best (0.3, check 2) is followed by
-    # three checks without a gain, so training stops at check 5, inside the second epoch
-    assert history["val"] == [0.1, 0.3, 0.2, 0.25, 0.2]
-    assert len(history["loss"]) == 5 and heard == [1, 2, 3, 4, 5]
+    # three checks without a gain by check 5, but training never stops before MIN_CHECKS
+    # (6), so it stops at check 6, inside the second epoch, and never sees the 0.9
+    assert MIN_CHECKS == 6
+    assert history["val"] == [0.1, 0.3, 0.2, 0.25, 0.2, 0.2]
+    assert len(history["loss"]) == 6 and heard == [1, 2, 3, 4, 5, 6]
 
 
 def test_elsa_loss_without_the_score_matrix_is_the_dense_loss_and_gradient():
