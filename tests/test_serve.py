@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 
 from embedlens.app.config import RunConfig
 from embedlens.app.pipeline import run_all
-from embedlens.app.serve import RunService, create_app, pca_2d
+from embedlens.app.report import pca_2d
+from embedlens.app.serve import RunService, create_app
 from embedlens.data import load_movielens
 from embedlens.evaluation.splits import EvalSplit
 from embedlens.io.runs import load_run
@@ -102,17 +103,30 @@ def test_map_is_the_first_two_principal_components(served):
     x, y = np.asarray(body["x"]), np.asarray(body["y"])
     assert x.var() >= y.var() * (1 - 1e-4) and y.var() > 0  # coordinates are rounded
     assert abs(np.corrcoef(x, y)[0, 1]) < 1e-3  # principal components are uncorrelated
-    assert body["genre"][body["title"].index("Star Wars (1977)")] == "Action"
+    # the main genre is the rarest (as in the report): Star Wars is Action|Adventure|
+    # Romance|Sci-Fi|War, and War is the rarest of those in ML-100k
+    assert body["genre"][body["title"].index("Star Wars (1977)")] == "War"
     assert client.get("/api/map", params={"method": "cleora"}).json() == body
 
 
-def test_pca_2d_recovers_a_planted_plane():
+def test_the_map_is_the_reports_layout_with_fixed_signs():
+    """pca_2d: the unit rows projected on their covariance's top two eigenvectors (an
+    independent computation), each sign fixed, so flipping every vector's sign pattern in
+    the input leaves the picture unchanged."""
     rng = np.random.default_rng(0)
-    plane = rng.standard_normal((200, 2)) * [5.0, 2.0]
-    basis = np.linalg.qr(rng.standard_normal((8, 2)))[0].T
-    xy = pca_2d(plane @ basis + 0.01 * rng.standard_normal((200, 8)))
+    vectors = rng.standard_normal((300, 6)) * [4.0, 2.0, 1.0, 0.5, 0.5, 0.5] + 1.0
+    xy = pca_2d(vectors)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    centred = unit - unit.mean(axis=0)
+    values, vecs = np.linalg.eigh(np.cov(centred.T))
+    top = vecs[:, np.argsort(values)[::-1][:2]]
     for axis in range(2):
-        assert abs(np.corrcoef(xy[:, axis], plane[:, axis])[0, 1]) > 0.99
+        expected = centred @ top[:, axis]
+        assert abs(np.corrcoef(xy[:, axis], expected)[0, 1]) > 0.9999
+        loading = top[:, axis] * np.sign(np.corrcoef(xy[:, axis], expected)[0, 1])
+        assert loading[np.abs(loading).argmax()] > 0
+    assert np.allclose(pca_2d(vectors), xy)
+    assert pca_2d(vectors[:1]).tolist() == [[0.0, 0.0]]
 
 
 @pytest.mark.parametrize(("path", "params", "status", "says"), [

@@ -125,7 +125,11 @@ def main_genres(ds: Dataset) -> dict[object, str]:
     """Each movie's rarest genre (its most specific one); movies without genres are left out."""
     if ds.items is None:
         return {}
-    ids, genre_lists = ds.items["item_id"].to_list(), ds.items["genres"].to_list()
+    return main_genre_of(ds.items["item_id"].to_list(), ds.items["genres"].to_list())
+
+
+def main_genre_of(ids: list, genre_lists: list) -> dict[object, str]:
+    """:func:`main_genres` from ids and their genre lists (a movie table's columns)."""
     freq = Counter(g for gs in genre_lists for g in (gs or []))
     return {
         i: min(gs, key=lambda g: (freq[g], g)) for i, gs in zip(ids, genre_lists, strict=True)
@@ -134,11 +138,20 @@ def main_genres(ds: Dataset) -> dict[object, str]:
 
 
 def pca_2d(vectors: np.ndarray) -> np.ndarray:
-    """The first two principal components of the unit-length rows."""
-    x = l2_normalize(vectors.astype(np.float64))
-    x -= x.mean(axis=0)
+    """The rows' coordinates on the first two principal components of the unit-length rows
+    (the cosine geometry ``similar`` ranks by), each axis's sign fixed so its largest
+    loading is positive: the same vectors always give the same picture. Fewer than two rows
+    or dimensions give zeros where there is no component."""
+    x = l2_normalize(np.asarray(vectors, dtype=np.float64))
+    x -= x.mean(axis=0) if len(x) else 0.0
+    out = np.zeros((x.shape[0], 2))
+    if x.shape[0] < 2:
+        return out
     _, _, vt = np.linalg.svd(x, full_matrices=False)
-    return x @ vt[:2].T
+    axes = vt[:2]
+    signs = np.sign(axes[np.arange(axes.shape[0]), np.abs(axes).argmax(axis=1)])
+    out[:, : axes.shape[0]] = x @ (axes * signs[:, None]).T
+    return out
 
 
 def movie_maps(embedded: dict[str, Embeddings], ds: Dataset) -> bytes:
@@ -155,7 +168,7 @@ def movie_maps(embedded: dict[str, Embeddings], ds: Dataset) -> bytes:
     rows = -(-len(embedded) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 4.2 * rows), squeeze=False)
     for ax, (name, emb) in zip(axes.ravel(), embedded.items(), strict=False):
-        xy = pca_2d(emb.vectors) if len(emb) >= 2 else np.zeros((len(emb), 2))
+        xy = pca_2d(emb.vectors)
         genres = [genre_of.get(i) for i in emb.ids.tolist()]
         grey = np.array([g not in palette for g in genres])
         ax.scatter(xy[grey, 0], xy[grey, 1], s=4, c="#cccccc", linewidths=0)

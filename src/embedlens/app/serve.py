@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from embedlens.app.queries import able_methods, can_answer, read_leaderboard
+from embedlens.app.report import main_genre_of, pca_2d
 from embedlens.app.train import load_train
 from embedlens.core.embeddings import (
     Embeddings,
@@ -277,9 +278,9 @@ class RunService:
         return {"method": name, "neighbours": self._scored(items.ids[top], scores)}
 
     def map(self, method: str | None = None) -> dict[str, Any]:
-        """A 2-D layout of ``method``'s movies: the first two principal components of its
-        unit-length vectors (the cosine geometry ``similar`` ranks by), with each movie's
-        title, main genre and train popularity; computed once per method."""
+        """A 2-D layout of ``method``'s movies (:func:`~embedlens.app.report.pca_2d`, as the
+        report draws them), with each movie's title, main genre (its rarest) and train
+        popularity; computed once per method."""
         name = self.method_for(method, "items")
         with self._lock:
             cached = self._maps.get(name)
@@ -287,14 +288,15 @@ class RunService:
             return cached
         items = self._unit_items(name)
         xy = pca_2d(items.vectors)
-        genres = {}
+        genre_of: dict[object, str] = {}
         if items.metadata is not None and "genres" in items.metadata.columns:
-            genres = dict(items.metadata.select("item_id", "genres").rows())
+            genre_of = main_genre_of(items.metadata["item_id"].to_list(),
+                                     items.metadata["genres"].to_list())
         position = {v: i for i, v in enumerate(self.train.items.ids.tolist())}
         ids = items.ids.tolist()
         out = {"method": name, "x": xy[:, 0].round(5).tolist(), "y": xy[:, 1].round(5).tolist(),
                "id": ids, "title": [self.titles.get(i, "") for i in ids],
-               "genre": [_main_genre(genres.get(i)) for i in ids],
+               "genre": [genre_of.get(i, "") for i in ids],
                "popularity": [int(self.popularity[position[i]]) if i in position else 0
                               for i in ids]}
         with self._lock:
@@ -337,29 +339,6 @@ def _finite(value: Any) -> Any:
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
-
-
-def _main_genre(genres: Any) -> str:
-    """The first listed genre ("" when none): genres come as a list or "A|B" text."""
-    if isinstance(genres, str):
-        genres = genres.split("|")
-    return str(genres[0]) if genres is not None and len(genres) else ""
-
-
-def pca_2d(vectors: np.ndarray) -> np.ndarray:
-    """The rows' coordinates on their first two principal components (signs fixed so the
-    largest loading is positive: the same vectors always give the same picture)."""
-    x = np.asarray(vectors, dtype=np.float64)
-    x = x - x.mean(axis=0)
-    if x.shape[0] < 2:
-        return np.zeros((x.shape[0], 2))
-    _, _, vt = np.linalg.svd(x, full_matrices=False)
-    axes = vt[:2]
-    signs = np.sign(axes[np.arange(axes.shape[0]), np.abs(axes).argmax(axis=1)])
-    out = x @ (axes * signs[:, None]).T
-    if out.shape[1] < 2:
-        out = np.c_[out, np.zeros(out.shape[0])]
-    return out
 
 
 def explorer_page() -> str:
