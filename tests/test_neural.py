@@ -65,7 +65,7 @@ def test_holdout_keeps_single_entries_and_partitions():
 def test_early_stopping_waits_out_a_dip_in_the_first_checks():
     """A score that dips for a few checks before it climbs (a model leaving its popularity
     plateau) is not stopped before MIN_CHECKS; after that, patience decides."""
-    from embedlens.methods.training import MIN_CHECKS, EarlyStopping
+    from embedlens.methods.training import MIN_CHECKS, MIN_ROWS, EarlyStopping
 
     class Net:
         def __init__(self) -> None:
@@ -92,3 +92,8 @@ def test_early_stopping_waits_out_a_dip_in_the_first_checks():
     late = EarlyStopping(patience=1, higher_is_better=False)
     assert [late.update(s, net) for s in [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]] == [
         False] * (MIN_CHECKS - 1) + [True]
+    # a large log's checks come every 2M rows, long past a start's dip: rows decide there
+    big = EarlyStopping(patience=1, higher_is_better=False)
+    assert [big.update(s, net, trained_rows=(c + 1) * 2_000_000)
+            for c, s in enumerate([1.0, 2.0])] == [False, True]
+    assert MIN_ROWS <= 2_000_000

@@ -276,3 +276,13 @@ def test_run_refuses_a_folder_that_is_not_a_run(tmp_path):
     assert proc.returncode == 2 and "was not created by embedlens" in proc.stderr
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
+
+
+def test_a_run_encodes_text_before_it_trains_the_other_methods():
+    """``Model.fit_early`` methods (text) come first among the methods, whatever order the
+    user gave; baselines still lead and nothing repeats."""
+    from embedlens.app.config import RunConfig
+
+    config = RunConfig(methods=["cleora", "two-tower", "text", "cleora"],
+                       baselines=["pop", "ease"])
+    assert config.all_methods == ["pop", "ease", "text", "cleora", "two-tower"]

@@ -117,8 +117,10 @@ class RunConfig:
 
     @property
     def all_methods(self) -> list[str]:
-        """Baselines first (cheap yardsticks), then the learned methods; no repeats."""
-        return list(dict.fromkeys([*self.baselines, *self.methods]))
+        """Baselines first (cheap yardsticks), then the learned methods, those that fit
+        early (text: ``Model.fit_early``) first among them; no repeats."""
+        early = [m for m in self.methods if get_method(m).fit_early]
+        return list(dict.fromkeys([*self.baselines, *early, *self.methods]))
 
     def validate(self) -> None:
         """Fail before any training on a bad name, value or parameter."""

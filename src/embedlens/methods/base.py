@@ -85,6 +85,8 @@ class Model(ABC):
     """
 
     name: ClassVar[str] = "model"
+    #: A run fits these methods before the others (see ``RunConfig.all_methods``).
+    fit_early: ClassVar[bool] = False
     Params: ClassVar[type[ParamsBase]] = NoParams
 
     def __init__(self, params: ParamsBase | None = None, /, **values: Any) -> None:

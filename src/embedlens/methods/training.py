@@ -165,33 +165,38 @@ def train_rows(rows, batch_size: int, opt, batch_loss) -> float:
     return total / max(1, rows.numel())
 
 
-#: Early stopping never stops before this many checks. A model leaving its first plateau
-#: (where it ranks by popularity) can score lower for a few checks before it climbs: the
-#: tuned ML-100k random-0.2 two-tower at seed 43 validated 0.099, 0.092, 0.093, 0.097, then
-#: 0.123 up to 0.186, and a patience of 3 had stopped it at the fourth check with a test
-#: NDCG@10 of 0.226 instead of 0.380.
+#: Early stopping never stops before this many checks, or this many trained rows, whichever
+#: comes first. A model leaving its first plateau (where it ranks by popularity) can score
+#: lower for a few checks before it climbs: the tuned ML-100k random-0.2 two-tower at seed 43
+#: validated 0.099, 0.092, 0.093, 0.097, then 0.123 up to 0.186 (epochs of 80k rows), and a
+#: patience of 3 had stopped it at the fourth check with a test NDCG@10 of 0.226 instead of
+#: 0.380. A large log's checks come every CHECK_ROWS rows, long past such a start, so there
+#: the rows decide and the first check may already stop.
 MIN_CHECKS = 6
+MIN_ROWS = 1_000_000
 
 
 class EarlyStopping:
     """Keeps the best network state by a validation score; says when to stop."""
 
     def __init__(self, patience: int, higher_is_better: bool,
-                 min_checks: int = MIN_CHECKS) -> None:
+                 min_checks: int = MIN_CHECKS, min_rows: int = MIN_ROWS) -> None:
         self.patience, self.sign = patience, 1.0 if higher_is_better else -1.0
-        self.min_checks = min_checks
+        self.min_checks, self.min_rows = min_checks, min_rows
         self.best, self.state, self.waited, self.checks = -np.inf, None, 0, 0
 
-    def update(self, score: float, net) -> bool:
-        """Record a check's score; True when ``patience`` checks passed without a gain and
-        there were at least ``min_checks``."""
+    def update(self, score: float, net, trained_rows: int = 0) -> bool:
+        """Record a check's score after ``trained_rows`` rows of training in all; True when
+        ``patience`` checks passed without a gain, after at least ``min_checks`` checks or
+        ``min_rows`` rows."""
         self.checks += 1
         if self.sign * score > self.best:
             self.best, self.state, self.waited = self.sign * score, copy.deepcopy(
                 net.state_dict()), 0
             return False
         self.waited += 1
-        return self.waited >= self.patience and self.checks >= self.min_checks
+        warmed = self.checks >= self.min_checks or trained_rows >= self.min_rows
+        return self.waited >= self.patience and warmed
 
     def restore(self, net) -> None:
         net.load_state_dict(self.state)
@@ -222,6 +227,7 @@ def fit_epochs(
     parts = -(-n_rows // part) if n_rows else 1
     pb = bar(desc, total=epochs * parts, unit="check" if parts > 1 else "epoch")
     stop = False
+    trained = 0
     for _ in range(epochs):
         perm = torch.randperm(n_rows, device=device)
         for start in range(0, max(n_rows, 1), part):
@@ -229,6 +235,7 @@ def fit_epochs(
                 net.train()
             history["loss"].append(train_rows(perm[start : start + part], batch_size, opt,
                                               batch_loss))
+            trained += min(part, n_rows - start)
             pb.update(1)
             if stopper is None:
                 continue
@@ -236,7 +243,7 @@ def fit_epochs(
             history[val_key].append(score)
             if on_epoch is not None:
                 on_epoch(len(history["loss"]), score if higher_is_better else -score)
-            if stopper.update(score, net):
+            if stopper.update(score, net, trained):
                 stop = True
                 break
         if stop:
