@@ -564,9 +564,11 @@ def serve(
         raise EmbedlensError(f"--port must be 1..65535, got {port}.")
     service = RunService(run, data_dir)
     import uvicorn
+    from threadpoolctl import threadpool_limits
 
     console.print(f"Serving {run} at http://{host}:{port}/ (API docs at /docs); Ctrl+C stops.")
-    uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
+    with threadpool_limits(1, "blas"):  # a query is one small product: threads only wait
+        uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

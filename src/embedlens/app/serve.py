@@ -351,7 +351,10 @@ def create_app(service: RunService) -> Any:
     from fastapi import FastAPI, Query, Request
 
     # endpoints hand back JSONResponse: the answers are plain JSON already, and FastAPI's
-    # generic encoding of a returned dict costs more than computing most of them
+    # generic encoding of a returned dict costs more than computing most of them. They are
+    # async, so they run one at a time on the event loop: each takes a millisecond or two,
+    # and running 40 at once in threads (each calling a multi-threaded BLAS and numba) made
+    # 50 concurrent clients wait seconds on a 2-core machine instead of milliseconds
     app = FastAPI(title="embedlens", description=f"Read-only API over the run {service.run}",
                   version="1")
 
@@ -364,41 +367,41 @@ def create_app(service: RunService) -> Any:
         return JSONResponse({"error": str(exc)}, status_code=400)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page() -> str:
+    async def page() -> str:
         return explorer_page()
 
     @app.get("/api/methods")
-    def methods() -> JSONResponse:
+    async def methods() -> JSONResponse:
         return JSONResponse({"methods": service.methods(), "defaults": service.defaults()})
 
     @app.get("/api/search")
-    def search(q: str = Query(..., min_length=1, max_length=MAX_TEXT),
-               limit: int = Query(10, ge=1, le=MAX_K)) -> JSONResponse:
+    async def search(q: str = Query(..., min_length=1, max_length=MAX_TEXT),
+                     limit: int = Query(10, ge=1, le=MAX_K)) -> JSONResponse:
         return JSONResponse({"movies": service.search(q, limit)})
 
     @app.get("/api/similar")
-    def similar(item: str = Query(..., min_length=1, max_length=MAX_TEXT),
-                method: str | None = Query(None, max_length=MAX_TEXT),
-                k: int = Query(10, ge=1, le=MAX_K)) -> JSONResponse:
+    async def similar(item: str = Query(..., min_length=1, max_length=MAX_TEXT),
+                      method: str | None = Query(None, max_length=MAX_TEXT),
+                      k: int = Query(10, ge=1, le=MAX_K)) -> JSONResponse:
         return JSONResponse(service.similar(item, method, k))
 
     @app.get("/api/recommend")
-    def recommend(user: str = Query(..., min_length=1, max_length=MAX_TEXT),
-                  method: str | None = Query(None, max_length=MAX_TEXT),
-                  k: int = Query(10, ge=1, le=MAX_K)) -> JSONResponse:
+    async def recommend(user: str = Query(..., min_length=1, max_length=MAX_TEXT),
+                        method: str | None = Query(None, max_length=MAX_TEXT),
+                        k: int = Query(10, ge=1, le=MAX_K)) -> JSONResponse:
         return JSONResponse(service.recommend(user, method, k))
 
     @app.get("/api/users/{user}")
-    def user(user: str) -> JSONResponse:
+    async def user(user: str) -> JSONResponse:
         return JSONResponse(service.user(user))
 
     @app.post("/api/coldstart")
-    def coldstart(body: ColdStartBody) -> JSONResponse:
+    async def coldstart(body: ColdStartBody) -> JSONResponse:
         query = ColdStartQuery(tuple(body.genres), tuple(body.tags), body.year, body.title)
         return JSONResponse(service.coldstart(query, body.method, body.k))
 
     @app.get("/api/map")
-    def layout(method: str | None = Query(None, max_length=MAX_TEXT)) -> JSONResponse:
+    async def layout(method: str | None = Query(None, max_length=MAX_TEXT)) -> JSONResponse:
         return JSONResponse(service.map(method))
 
     return app
