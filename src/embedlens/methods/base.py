@@ -234,9 +234,13 @@ class EmbeddingModel(Model):
             return self.user_embeddings
         return user_embeddings(self.item_vectors(), train, self.p.aggregation)
 
+    def ranked_vectors(self) -> Embeddings:
+        """The movie vectors users are scored against: the item vectors, unless a method
+        ranks by others (EGES: its context vectors)."""
+        return self.item_vectors()
+
     def scorer(self, train: InteractionMatrix) -> Scorer:
-        items = self.item_vectors()
-        v, item_ok = items.aligned(train.items.ids)
+        v, item_ok = self.ranked_vectors().aligned(train.items.ids)
         u, user_ok = self.user_vectors(train).aligned(train.users.ids)
         if self.p.similarity == "cosine":
             u, v = l2_normalize(u), l2_normalize(v)

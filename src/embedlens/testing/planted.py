@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from embedlens.core.embeddings import Embeddings
 from embedlens.data.dataset import Dataset
 
 GROUPS = ("Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi")
@@ -73,3 +74,18 @@ def planted_log(n_users: int = 240, n_items: int = 120, per_user: int = 24,
     return Dataset("planted", interactions, items=items, tags=tag_table,
                    meta={"user_group": dict(zip(range(1, n_users + 1),
                                                 user_group.tolist(), strict=True))})
+
+
+def group_cosines(embeddings: Embeddings, log: Dataset) -> tuple[float, float]:
+    """The mean cosine between two movies of the same taste group of ``log``, and between
+    two movies of different groups (a movie with itself left out), over ``embeddings``."""
+    assert log.items is not None  # planted_log always has its movie table
+    vec = embeddings.normalized().vectors
+    group = log.items.join(pl.DataFrame({"item_id": embeddings.ids}), on="item_id",
+                           how="right")["genres"].list.first().to_numpy()
+    sim = vec @ vec.T
+    same = group[:, None] == group[None, :]
+    np.fill_diagonal(same, False)
+    other = ~same
+    np.fill_diagonal(other, False)
+    return float(sim[same].mean()), float(sim[other].mean())

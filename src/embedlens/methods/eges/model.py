@@ -20,14 +20,13 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import polars as pl
 
-from embedlens.core.embeddings import Embeddings, l2_normalize
+from embedlens.core.embeddings import Embeddings
 from embedlens.core.errors import DataError
 from embedlens.core.files import load_arrays, read_json_object, save_arrays, write_json
 from embedlens.core.interactions import InteractionMatrix
 from embedlens.core.params import param
 from embedlens.data.dataset import Dataset, top_tags
 from embedlens.kernels.graphs import sequence_graph
-from embedlens.kernels.topk import Scorer, dot_scorer
 from embedlens.kernels.walks import random_walks
 from embedlens.methods.base import (
     EmbeddingModel,
@@ -134,17 +133,11 @@ class EGESModel(EmbeddingModel):
                                           item_metadata(dataset), counts=freq.astype(np.int64))
         return self
 
-    def scorer(self, train: InteractionMatrix) -> Scorer:
-        """Scores of users (the aggregation of their movies' EGES vectors) against every
+    def ranked_vectors(self) -> Embeddings:
+        """Users (the aggregation of their movies' EGES vectors) are scored against every
         movie's context vector (mean-centred too when ``center``)."""
         contexts = Embeddings(self._items_raw().ids, self._net.ctx, "item")
-        if self.p.center:
-            contexts = contexts.centered()
-        v, item_ok = contexts.aligned(train.items.ids)
-        u, user_ok = self.user_vectors(train).aligned(train.users.ids)
-        if self.p.similarity == "cosine":
-            u, v = l2_normalize(u), l2_normalize(v)
-        return dot_scorer(u, v, user_ok, item_ok)
+        return contexts.centered() if self.p.center else contexts
 
     def field_weights(self) -> dict[str, float]:
         """The average softmax weight of each field (id and side information)."""
