@@ -163,11 +163,13 @@ class RunService:
     def _unit_items(self, method: str) -> Embeddings:
         """``method``'s movie vectors scaled to unit length, once: a cosine query is then
         one product, not a normalisation of the whole table per request."""
-        items = self._items(method)
         with self._lock:
-            if method not in self._unit:
-                self._unit[method] = items.normalized()
-            return self._unit[method]
+            cached = self._unit.get(method)
+        if cached is None:  # item_vectors() may centre a copy of the table: only once
+            cached = self._items(method).normalized()
+            with self._lock:
+                cached = self._unit.setdefault(method, cached)
+        return cached
 
     def _scorer(self, method: str) -> Scorer:
         """``method``'s scorer over the run's train matrix, built once (it may derive
@@ -238,7 +240,7 @@ class RunService:
     def user(self, user: str) -> dict[str, Any]:
         """A user's train history, in the order of the train matrix."""
         row = self.user_row(user)
-        x = self.train.binary()
+        x = self.train.ratings  # its pattern is the history (binary() would copy it all)
         cols = x.indices[x.indptr[row]:x.indptr[row + 1]]
         ids = self.train.items.ids
         return {"user": user, "history": [self._movie(ids[c]) for c in cols]}
