@@ -80,10 +80,10 @@ class TextModel(EmbeddingModel):
 
     name = "text"
     Params = TextParams
-    #: Encoding ran 5-8x slower in a process that had trained torch models first (in
-    #: `embedlens run` on 2026-12-01: ML-100k 58 s against 10 s alone, ml-latest-small 321 s
-    #: against 59 s; the time goes to the encoder's attention kernel; the cause is not
-    #: found), and a text fit never slows the methods after it, so a run encodes first.
+    #: Encoding ran 4-6x slower in a process that had trained torch models first (in
+    #: `embedlens run` on 2026-12-01: ML-100k 58 s against 14.5 s alone, ml-latest-small
+    #: 321 s against 52.9 s; docs/benchmarks.md; the time goes to the encoder's attention
+    #: kernel, the cause is not found), so a run encodes first.
     fit_early = True
     #: tests (or callers) may inject an encoder: (its name in the cache, texts -> vectors)
     encoder_override: tuple[str, Encoder] | None = None
