@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from embedlens.app.config import RunConfig, parse_methods
+from embedlens.app.layout import pca_2d
 from embedlens.app.leaderboard import Leaderboard, Row
 from embedlens.app.queries import method_dir
-from embedlens.app.report import main_genres, pca_2d
+from embedlens.app.report import main_genres
 from embedlens.core.errors import DataError, UnknownNameError
 from embedlens.methods.registry import all_methods
 from test_cli import run
@@ -101,8 +102,8 @@ def test_leaderboard_markdown_ranks_best_first_and_lists_failures():
     assert [line.split(" | ")[1] for line in body[1:]] == ["cleora", "deepwalk", "pop"]
     assert "- text: ValueError: boom" in md
     page = board.html()
-    assert page.index("<td>cleora</td>") < page.index("<td>deepwalk</td>") < page.index(
-        "<td>pop</td>") and "<tr class=baseline>" in page
+    assert page.index("<td>cleora ★</td>") < page.index("<td>deepwalk</td>") < page.index(
+        "<td>pop</td>") and "<tr class='baseline'>" in page
     assert [r.method for r in board.ranked()] == ["cleora", "deepwalk", "pop"]
 
 
@@ -199,17 +200,69 @@ def test_run_writes_every_file_and_a_sane_leaderboard(full_run):
     assert resolved.params["cleora"]["dim"] == 64 and "iterations" in resolved.params["cleora"]
 
 
+def _report_data(page: str) -> dict:
+    start = page.index("window.EMBEDLENS_STATIC=") + len("window.EMBEDLENS_STATIC=")
+    return json.loads(page[start:page.index(";</script>", start)])
+
+
 def test_report_is_self_contained_with_every_section(full_run):
     out, _ = full_run
     page = (out / "report.html").read_text()
     for section in ("Leaderboard", "Nearest neighbours", "Movie maps", "Training curves",
-                    "Configuration"):
+                    "Configuration", "Similar movies", "Map of one method"):
         assert f"<h2>{section}" in page
     assert "Star Wars (1977)" in page  # the most-rated movie of the slice has a table
     for name in ALL_METHODS:
         assert f"<th>{name}</th>" in page
-    assert page.count("data:image/png;base64,") >= 2
-    assert "http://" not in page and "https://" not in page and "<script" not in page
+    assert page.count("data:image/png;base64,") >= 2  # the training curves
+    # nothing is fetched: script and data inline, no address anywhere
+    assert "http://" not in page and "https://" not in page and "<script src" not in page
+    assert "<details><summary>config.toml" in page  # not 150 lines of TOML in the way
+    assert "kept check" in page  # which network an early-stopped method kept
+
+
+def test_report_carries_each_methods_own_neighbours_and_map(full_run):
+    """The report's inline data answers as the models do: each method's neighbours of the
+    most-rated movie are its own cosine top-10, and its map is its PCA layout."""
+    from embedlens.app.layout import pca_2d
+    from embedlens.io.runs import load_run
+
+    out, _ = full_run
+    data = _report_data((out / "report.html").read_text())
+    movies = data["movies"]
+    board = json.loads((out / "leaderboard.json").read_text())
+    judged = sorted((r for r in board if r.get("similarity")),
+                    key=lambda r: -r["similarity"]["sim_ndcg@10"])
+    assert data["defaults"]["similar"] == judged[0]["method"]  # best at neighbours
+    for name in ("cleora", "node2vec", "two-tower"):
+        table = data["neighbours"][name]
+        star_wars = movies["title"].index("Star Wars (1977)")
+        row = table["query"].index(star_wars)
+        _, model = load_run(out / name)
+        expected = model.item_vectors().most_similar(50, 10, metric="cosine")
+        assert [movies["id"][i] for i in table["top"][row]] == expected["id"].to_list()
+        np.testing.assert_allclose(table["score"][row], expected["score"].to_numpy(),
+                                   atol=1e-4)
+        xy = pca_2d(model.item_vectors().vectors)
+        shown = data["maps"][name]
+        vectors = model.item_vectors()
+        at = vectors.positions(np.asarray([movies["id"][i] for i in shown["movie"]]))
+        np.testing.assert_allclose(shown["x"], xy[at, 0], atol=1e-4)
+    # the most rated first among the queries: popularity never rises along them
+    pops = [movies["popularity"][i] for i in data["neighbours"]["cleora"]["query"]]
+    assert pops == sorted(pops, reverse=True)
+
+
+def test_the_leaderboard_marks_the_best_and_the_rows_its_ci_cannot_separate():
+    board = _board([_row("pop", 0.10, "baseline"), _row("cleora", 0.15),
+                    _row("eges", 0.135), _row("node2vec", 0.125)])
+    page = board.html()
+    assert "<tr class='method best'><td class=num data-v=1>1</td><td>cleora ★</td>" in page
+    # CIs are +-0.01: eges (0.135 + 0.01 >= 0.14) overlaps, node2vec and pop do not
+    assert "<tr class='method tie'><td class=num data-v=2>2</td><td>eges</td>" in page
+    assert "<tr class='method'><td class=num data-v=3>3</td><td>node2vec</td>" in page
+    assert "<tr class='baseline'><td class=num data-v=4>4</td><td>pop</td>" in page
+    assert "data-v=0.135>0.1350 ± 0.0100</td>" in page  # sorts by the mean
 
 
 def test_queries_over_the_full_run(full_run, tmp_path):

@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from embedlens.app.config import RunConfig
+from embedlens.app.layout import pca_2d
 from embedlens.app.pipeline import run_all
-from embedlens.app.report import pca_2d
 from embedlens.app.serve import RunService, create_app
 from embedlens.data import load_movielens
 from embedlens.evaluation.splits import EvalSplit
@@ -26,7 +26,7 @@ def served(ml_dir, tmp_path_factory):
     config = RunConfig(dataset="ml-100k", data_dir=str(ml_dir), protocol="user-time-0.2",
                        methods=["cleora", "eges"], baselines=["pop"], preset=False)
     run_all(config, out)
-    return out, TestClient(create_app(RunService(out, ml_dir)))
+    return out, TestClient(create_app(RunService(out, ml_dir, layout="pca")))
 
 
 def test_methods_follow_the_leaderboard_and_name_the_defaults(served):
@@ -97,6 +97,7 @@ def test_coldstart_is_the_models_placement(served):
 def test_map_is_the_first_two_principal_components(served):
     run, client = served
     body = client.get("/api/map", params={"method": "cleora"}).json()
+    assert body["layout"] == "pca"
     _, model = load_run(run / "cleora")
     items = model.item_vectors()
     assert body["id"] == items.ids.tolist() and len(body["x"]) == len(items)
@@ -170,6 +171,64 @@ def test_serve_refuses_bad_arguments_in_one_line(tmp_path):
     assert proc.returncode == 2 and "not a run directory" in proc.stderr
     proc = cli("serve", str(tmp_path), "--port", "70000", ok=False)
     assert proc.returncode == 2 and "--port" in proc.stderr
+    proc = cli("serve", str(tmp_path), "--threads", "0", ok=False)
+    assert proc.returncode == 2 and "--threads must be 1..256, got 0" in proc.stderr
+    for option, value in (("--layout", "tsne"), ("--index", "faiss")):
+        proc = cli("serve", str(tmp_path), option, value, ok=False)
+        assert proc.returncode == 2 and value in proc.stderr and "choose from" in proc.stderr
+
+
+def test_held_out_marks_come_from_the_run_without_the_data(served, tmp_path):
+    """The run keeps each test user's held-out movies (heldout.npz): a server that cannot
+    load the dataset (it moved) still marks them, as the metrics count them."""
+    import shutil
+
+    run, client = served
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    moved = TestClient(create_app(RunService(copy, tmp_path / "no-data-here", layout="pca")))
+    for user in ("1", "13", "92"):
+        ours = moved.get("/api/recommend", params={"user": user, "k": 100}).json()
+        theirs = client.get("/api/recommend", params={"user": user, "k": 100}).json()
+        assert ours == theirs
+    marks = [r["held_out"] for r in ours["recommendations"]]
+    assert all(isinstance(m, bool) for m in marks) and any(marks)
+
+
+def test_hnsw_index_finds_the_exact_neighbours_and_is_cached(served, tmp_path):
+    """--index hnsw: the neighbours of a sample of movies agree with exact search (recall
+    measured and reported), the scores are the exact cosines, and a second server reads the
+    index its first one saved instead of building it again."""
+    import shutil
+
+    run, exact = served
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    service = RunService(copy, layout="pca", index="hnsw")
+    client = TestClient(create_app(service))
+    ids = service.train.items.ids[::40].tolist()
+    found = agree = 0
+    for item in ids:
+        ours = client.get("/api/similar", params={"item": str(item), "method": "cleora"}).json()
+        truth = exact.get("/api/similar", params={"item": str(item),
+                                                  "method": "cleora"}).json()
+        a = {n["id"]: n["score"] for n in ours["neighbours"]}
+        b = {n["id"]: n["score"] for n in truth["neighbours"]}
+        found += len(a)
+        agree += len(a.keys() & b.keys())
+        for key in a.keys() & b.keys():
+            assert a[key] == pytest.approx(b[key], abs=1e-6)
+    assert found == 10 * len(ids) and agree / found >= 0.95
+    cleora = next(m for m in client.get("/api/methods").json()["methods"]
+                  if m["method"] == "cleora")
+    assert cleora["search"]["index"] == "hnsw" and cleora["search"]["recall@10"] >= 0.95
+    saved = copy / "cleora" / "index-hnsw.bin"
+    assert saved.is_file()
+    stamp = saved.stat().st_mtime_ns
+    again = RunService(copy, layout="pca", index="hnsw")
+    again.similar("star wars", "cleora")
+    assert saved.stat().st_mtime_ns == stamp  # read, not rebuilt
+    assert [m["search"] for m in again.methods()] == [m["search"] for m in service.methods()]
 
 
 def test_one_methods_run_is_served_too(served):
@@ -204,7 +263,7 @@ def test_the_explorer_in_a_real_browser(served, tmp_path):
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-c", "from embedlens.app.cli import main; main()", "--quiet",
-         "serve", str(run), "--port", str(port)],
+         "serve", str(run), "--port", str(port), "--layout", "pca"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(f"http://127.0.0.1:{port}/api/methods", server)
@@ -240,6 +299,48 @@ def test_the_explorer_in_a_real_browser(served, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.skipif(_chromium() is None and not os.environ.get("CI"),
+                    reason="needs Debian's chromium (CI installs it)")
+def test_the_reports_explorer_works_from_disk(served, tmp_path):
+    """report.html opened as a file, no server: search, neighbours per method, a click on
+    the map, sorting the leaderboard by a column; no script error."""
+    from playwright.sync_api import expect, sync_playwright
+
+    run, _ = served
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=_chromium())
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto((run / "report.html").resolve().as_uri())
+        page.fill("#q", "star wars")
+        page.click("#go")
+        cleora = page.locator("#neighbours .col", has_text="cleora")
+        expect(cleora).to_contain_text("Return of the Jedi (1983)")
+        expect(page.locator("#neighbours .col")).to_have_count(2)  # cleora and eges
+        page.wait_for_function("() => MAP !== null && MAP.x.length > 0")
+        before = cleora.inner_text()
+        target = page.evaluate("MAP.title[0]")
+        x, y = page.evaluate("toScreen(0)")
+        page.locator("#map").scroll_into_view_if_needed()  # the report is a long page
+        box = page.locator("#map").bounding_box()
+        assert box is not None
+        page.mouse.click(box["x"] + x * box["width"] / 900, box["y"] + y * box["height"] / 560)
+        expect(page.locator("#q")).to_have_value(target)
+        expect(cleora).not_to_have_text(before)
+        board = page.locator("table.sortable").first
+        names = board.locator("tr td:nth-child(2)")
+        best = names.first.inner_text()
+        assert best.endswith("★")
+        board.locator("th", has_text="ndcg@10").first.click()  # highest first
+        expect(names.first).to_have_text(best)
+        board.locator("th", has_text="ndcg@10").first.click()  # then lowest first
+        expect(names.last).to_have_text(best)
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        browser.close()
+    assert errors == []
 
 
 def _free_port() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -555,20 +556,35 @@ def serve(
                                       "machine only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
     data_dir: DataDirOpt = None,
+    layout: Annotated[str, typer.Option("--layout", help="Movie map: umap (needs "
+                                        "embedlens[umap]), pca, or auto (umap when "
+                                        "installed).")] = "auto",
+    index: Annotated[str, typer.Option("--index", help="Similar-movie search: exact, hnsw "
+                                       "(needs embedlens[ann]), or auto (hnsw from "
+                                       "1,000,000 movies).")] = "auto",
+    threads: Annotated[int | None, typer.Option("--threads", help="Queries answered at once, "
+                                                "each on one core. Default: the cores, at "
+                                                "most 4.")] = None,
 ) -> None:
     """Serve a run over HTTP: a read-only JSON API (docs at /docs) and an explorer page at /
-    (neighbours under every method, a map of the movies, users, cold start, leaderboard)."""
+    (neighbours under every method, a map of the movies, users, cold start, leaderboard).
+    Every method is loaded in the background once the server answers."""
     from embedlens.app.serve import RunService, create_app
+    from embedlens.core.progress import note
 
     if not 0 < port < 65536:
         raise EmbedlensError(f"--port must be 1..65535, got {port}.")
-    service = RunService(run, data_dir)
+    threads = min(4, os.cpu_count() or 1) if threads is None else threads
+    if not 1 <= threads <= 256:
+        raise EmbedlensError(f"--threads must be 1..256, got {threads}.")
+    service = RunService(run, data_dir, layout=layout, index=index, log=note)
     import uvicorn
     from threadpoolctl import threadpool_limits
 
     console.print(f"Serving {run} at http://{host}:{port}/ (API docs at /docs); Ctrl+C stops.")
     with threadpool_limits(1, "blas"):  # a query is one small product: threads only wait
-        uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(service, warm=True, workers=threads), host=host, port=port,
+                    log_level="warning")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

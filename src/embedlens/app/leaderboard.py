@@ -205,27 +205,65 @@ class Leaderboard:
                       for r in rated if r.result]
         return "\n".join(lines) + "\n"
 
+    def score_ci(self, row: Row) -> float:
+        """The 95% half-width of :meth:`score`: over seeds when several ran, else over test
+        users."""
+        if row.seeds is not None and isinstance(row.seeds.get("mean"), float):
+            return float(row.seeds["ci95"])
+        assert row.result is not None
+        return row.result.ci95[f"ndcg@{self.k}"]
+
+    def ties_with_best(self, row: Row) -> bool:
+        """Whether ``row``'s 95% CI overlaps the best row's: the data cannot rank them."""
+        best = self.ranked()[0]
+        return (self.score(row) + self.score_ci(row)
+                >= self.score(best) - self.score_ci(best))
+
     def html(self) -> str:
-        """An HTML table; baseline rows carry ``class=baseline``."""
+        """An HTML table, sortable by any column in the report (cells carry their number in
+        ``data-v``). The best row is starred (``class=best``), rows whose CI overlaps the
+        best's carry ``tie``, baselines ``baseline``."""
         e = html.escape
-        head = ["#", "method", *self.header(), "RMSE", "fit s"]
-        out = ["<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>"]
+        many = any(r.seeds for r in self.rows)
+        k = self.k
+        head = ["#", "method", *([f"ndcg@{k} over seeds"] if many else []), *self.header(),
+                "RMSE", "fit s"]
+        out = ["<table class=sortable><tr>" + "".join(f"<th>{e(h)}</th>" for h in head)
+               + "</tr>"]
         for rank, r in enumerate(self.ranked(), 1):
-            rmse = f"{r.result.rmse:.4f}" if r.result and r.result.rmse is not None else ""
-            cells = [str(rank), e(r.method), *self.cells(r), rmse, self.fit_cell(r)]
-            out.append(f"<tr class={e(r.role)}>" + "".join(
-                f"<td class=num>{c}</td>" if i != 1 else f"<td>{c}</td>"
-                for i, c in enumerate(cells)) + "</tr>")
+            res = r.result
+            assert res is not None
+            rmse = f"{res.rmse:.4f}" if res.rmse is not None else ""
+            texts = [str(rank), e(r.method) + (" ★" if rank == 1 else ""),
+                     *([self.seeds_cell(r)] if many else []), *self.cells(r), rmse,
+                     self.fit_cell(r)]
+            values: list[float | None] = [
+                rank, None, *([r.seeds["mean"] if r.seeds else None] if many else []),
+                *(res.metrics[f"{m}@{k}"] for m in CI_METRICS), res.coverage, res.rmse,
+                res.fit_seconds]
+            marks = [r.role] + (["best"] if rank == 1 else
+                                ["tie"] if self.ties_with_best(r) else [])
+            out.append(f"<tr class='{' '.join(marks)}'>" + "".join(
+                f"<td>{t}</td>" if v is None else f"<td class=num data-v={v:.6g}>{t}</td>"
+                for t, v in zip(texts, values, strict=True)) + "</tr>")
         return "".join(out) + "</table>"
 
     def neighbours_html(self) -> str:
         """The neighbour judgement as an HTML table, best first."""
         e = html.escape
         head = ["#", "method", *self.neighbour_header()]
-        out = ["<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>"]
+        out = ["<table class=sortable><tr>" + "".join(f"<th>{e(h)}</th>" for h in head)
+               + "</tr>"]
+        k = self.k
         for n, r in enumerate(self.neighbours_ranked(), 1):
+            sim = r.result.similarity if r.result is not None else None
+            assert sim is not None
+            values = [n, None, sim[f"sim_ndcg@{k}"], sim.get(f"genre_agreement@{k}"),
+                      sim[f"neighbour_popularity@{k}"], sim["sim_queries_embedded"]]
             cells = [str(n), e(r.method), *self.neighbour_cells(r)]
-            out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+            out.append("<tr>" + "".join(
+                f"<td>{c}</td>" if v is None else f"<td class=num data-v={v:.6g}>{c}</td>"
+                for c, v in zip(cells, values, strict=True)) + "</tr>")
         return "".join(out) + "</table>"
 
     def terminal(self, title: str) -> Any:

@@ -66,22 +66,30 @@ def able_methods(run: Path, need: str) -> list[str]:
     """The successful methods of a full run that can answer ``need``, best first: for
     "similar", best at neighbours where they were judged, else best at ranking."""
     board = read_leaderboard(run)
+    coldstart = None
+    if need == "coldstart" and (run / COLDSTART).is_file():
+        coldstart = read_json(run / COLDSTART, "cold-start record")
+    able = ranked_for(board, need, coldstart)
+    if not able:
+        raise DataError(f"No method of {run} can answer this ({need} needed).")
+    return able
+
+
+def ranked_for(board: Leaderboard, need: str, coldstart: object = None) -> list[str]:
+    """:func:`able_methods` from a leaderboard (and the cold-start record, for
+    "coldstart") already read."""
     order = board.ranked()
     judged: list[str] = []
     if need == "similar":
         judged = [r.method for r in board.neighbours_ranked()]
         need = "items"
-    elif need == "coldstart" and (run / COLDSTART).is_file():
-        record = read_json(run / COLDSTART, "cold-start record")
-        rows = record.get("rows", []) if isinstance(record, dict) else []
+    elif need == "coldstart":
+        rows = coldstart.get("rows", []) if isinstance(coldstart, dict) else []
         judged = [r["ranking"] for r in rows if isinstance(r, dict) and "ranking" in r]
     if judged:  # best at the task first, then the rest in leaderboard order
         order = sorted(order, key=lambda r: judged.index(r.method) if r.method in judged
                        else len(judged))
-    able = [r.method for r in order if can_answer(r.method, need)]
-    if not able:
-        raise DataError(f"No method of {run} can answer this ({need} needed).")
-    return able
+    return [r.method for r in order if can_answer(r.method, need)]
 
 
 def can_answer(method: str, need: str) -> bool:

@@ -1,11 +1,18 @@
-"""``report.html``: one self-contained page per ``embedlens run`` (no scripts, no links out;
-figures are inline PNGs), so it can be mailed or opened offline."""
+"""``report.html``: one self-contained page per ``embedlens run`` that opens from disk and
+links nowhere, so it can be mailed or read offline.
+
+It carries the explorer of ``embedlens serve`` without a server: the movie search, each
+method's neighbours side by side, and a zoomable map of each method's movies, answered by
+the explorer's own script from data written into the page (the most-rated movies, up to
+:data:`N_EXPLORE` with neighbours and :data:`N_MAP` on the maps). The leaderboard sorts by
+any column and marks the best method and every method its confidence interval cannot tell
+apart from it.
+"""
 
 from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 from collections import Counter
 from pathlib import Path
@@ -13,8 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from embedlens.core.embeddings import Embeddings, l2_normalize
-from embedlens.core.files import write_text
+from embedlens.app.explorer import explorer_part, explorer_section
+from embedlens.app.layout import pca_2d
+from embedlens.app.queries import ranked_for
+from embedlens.app.train import kept_check
+from embedlens.core.embeddings import _ARTICLES, Embeddings, normalize_title
+from embedlens.core.files import json_safe, write_text
 from embedlens.data.dataset import Dataset
 from embedlens.evaluation.splits import EvalSplit
 from embedlens.methods.base import ItemVectors
@@ -26,18 +37,35 @@ if TYPE_CHECKING:
 
 #: How many famous movies get a neighbours table, and how many neighbours each.
 N_FAMOUS, N_NEIGHBOURS = 4, 5
+#: The explorer in the report: neighbours of this many most-rated movies, and this many
+#: most-rated movies on each map (all of them up to ml-latest-small's 9.7k; an ML-25M run's
+#: page stays at a few MB).
+N_EXPLORE, N_MAP, N_EXPLORE_NEIGHBOURS = 3000, 20000, 10
 #: Genres with their own colour on the maps; the rest are grey.
 N_COLOURED = 9
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:.9em}
-th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left}
+th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;white-space:nowrap}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.baseline{color:#666;background:#f7f7f7}
+tr.best{font-weight:600;background:#e3f2e1} tr.tie{background:#fff6d5}
 img{max-width:100%} pre{background:#f4f4f4;padding:1em;overflow:auto;font-size:.85em}
-.failed{color:#b00}
+.failed{color:#b00} dt{font-weight:600} dd{margin:0 0 .4em 1.5em}
 """
+
+#: What each column of the leaderboard means (RePlay's definitions, @k).
+METRICS_EXPLAINED = (
+    ("ndcg", "Normalised discounted cumulative gain: hits near the top count more (1/log2 "
+     "of rank + 1), divided by the best possible for the user's number of test movies."),
+    ("hitrate", "Share of test users with at least one test movie in their top k."),
+    ("mrr", "Mean reciprocal rank of the first hit (0 when none)."),
+    ("recall", "Share of a user's test movies found in the top k, averaged over users."),
+    ("precision", "Share of the top k that are test movies, averaged over users."),
+    ("map", "Mean average precision: precision at each hit's rank, averaged."),
+    ("coverage", "Share of the train catalogue that appears in anybody's top k (no CI)."),
+)
 
 
 def write_report(
@@ -51,14 +79,24 @@ def write_report(
         name: model.item_vectors() for name, model in models.items()
         if isinstance(model, ItemVectors)
     }
+    best = board.ranked()[0].method if board.ranked() else None
     parts = [
         f"<h1>embedlens run: {_e(ds.name)}, {_e(config.protocol)}</h1>",
         f"<p>{ds.n_interactions:,} ratings; {data.train.ratings.nnz:,} in train; "
         f"{data.users.size:,} test users; {len(board.rows)} methods in {seconds:.0f} s. "
         f"Metrics @{k} (RePlay definitions) with 95% confidence half-widths; every method ranks "
         f"the full train catalogue with the user's train movies excluded.</p>",
+        "<div class=error id=error></div>",
         "<h2>Leaderboard</h2>",
         board.html(),
+        f"<p>Click a column's head to sort by it. ★ <b>{_e(best)}</b> ranks best by "
+        f"NDCG@{k}; <span style='background:#fff6d5'>yellow rows</span>: their 95% "
+        "confidence interval overlaps the best's, so this data cannot tell them apart from "
+        "it; white rows are below it beyond doubt. Dimmed grey rows are baselines "
+        "(reference points, not embedding methods).</p>" if best else "",
+        "<details><summary>What the metrics mean</summary><dl>" + "".join(
+            f"<dt>{_e(m)}@{k}</dt><dd>{_e(text)}</dd>" for m, text in METRICS_EXPLAINED)
+        + "</dl></details>",
     ]
     preset = config.preset_used
     if preset is not None:
@@ -86,32 +124,125 @@ def write_report(
                   "against the whole catalogue. Genre popularity ranks them by the train "
                   "share of their genres; random order is what a method without side "
                   "information can do.</p>", coldstart_html(coldstart, k)]
+    script = ""
+    if embedded:
+        static = explorer_data(embedded, board, data, ds)
+        genres = ("; colour by main genre (the movie's rarest, i.e. most specific, genre: "
+                  "grey dots are the less common genres or none), year or popularity"
+                  if main_genres(ds) else " (the data has no genres, so every point is "
+                  "grey when coloured by genre)")
+        parts += ["<h2>Movie maps and neighbours</h2>",
+                  f"<p>Search a movie to see its {N_EXPLORE_NEIGHBOURS} nearest movies under "
+                  "every method (cosine), or click one on a map. This page carries the "
+                  f"{len(static['neighbours'][next(iter(static['neighbours']))]['query']):,} "
+                  "most-rated movies' neighbours; <code>embedlens serve</code> answers for "
+                  f"all of them, and for users. Maps: PCA of each method's unit vectors"
+                  f"{genres}.</p>",
+                  explorer_section("neighbours"), explorer_section("map")]
+        # "</" would end the script element early; JSON reads "<\/" as the same text
+        data_js = json.dumps(static, separators=(",", ":"), allow_nan=False).replace(
+            "</", "<\\/")
+        script = (f"<script>window.EMBEDLENS_STATIC={data_js};</script>"
+                  f"<script>{explorer_part('explorer.js')}</script>")
     famous = famous_movies(data, N_FAMOUS)
     if embedded:
         parts += ["<h2>Nearest neighbours (cosine)</h2>",
                   "<p>The most-rated movies of the train split, and each method's "
                   f"{N_NEIGHBOURS} nearest movies.</p>"]
         parts += [_neighbours_table(item, embedded) for item in famous]
-        legend = ("coloured by main genre (the movie's rarest genre, i.e. its most specific "
-                  "one); grey: other or no genre" if main_genres(ds) else
-                  "(the data has no genres, so every point is grey)")
-        parts += ["<h2>Movie maps</h2>",
-                  f"<p>PCA of each method's unit-length movie vectors, {legend}.</p>",
-                  _img(movie_maps(embedded, ds))]
-    curves = [(name, out / name / "loss.png") for name in models]
-    curves = [(n, p) for n, p in curves if p.is_file()]
+    curves = [(name, out / name / "loss.png", models[name].history) for name in models]
+    curves = [(n, p, h) for n, p, h in curves if p.is_file()]
     if curves:
-        parts.append("<h2>Training curves</h2>")
-        parts += [f"<h3>{_e(n)}</h3>{_img(p.read_bytes())}" for n, p in curves]
-    parts += ["<h2>Configuration</h2>",
-              f"<pre>{_e((out / 'config.toml').read_text())}</pre>"]
+        parts += ["<h2>Training curves</h2>",
+                  "<p>Methods that stop early keep the network of their best validation "
+                  "check (dashed line), not their last.</p>"]
+        for name, png, history in curves:
+            kept = kept_check(history)
+            checks = len(history.get("loss", []))
+            note = ("" if kept is None else
+                    f" <small>(kept check {kept} of {checks}: its best validation score)"
+                    "</small>")
+            parts.append(f"<h3>{_e(name)}{note}</h3>{_img(png.read_bytes())}")
+    toml = (out / "config.toml").read_text()
     from embedlens.io.runs import versions
 
-    parts.append(f"<pre>{_e(json.dumps(versions(), indent=1))}</pre>")
+    parts += ["<h2>Configuration</h2>",
+              f"<details><summary>config.toml ({toml.count(chr(10))} lines: every method's "
+              "parameters as run; <code>embedlens run --config</code> repeats the run)"
+              f"</summary><pre>{_e(toml)}</pre></details>",
+              "<details><summary>package versions</summary>"
+              f"<pre>{_e(json.dumps(versions(), indent=1))}</pre></details>"]
     page = (f"<!doctype html><html><head><meta charset=utf-8><title>embedlens: "
-            f"{_e(ds.name)}</title><style>{_CSS}</style></head><body>"
-            + "\n".join(parts) + "</body></html>")
+            f"{_e(ds.name)}</title><style>{explorer_part('explorer.css')}{_CSS}</style>"
+            "</head><body>" + "\n".join(parts) + script + "</body></html>")
     return write_text(path, page)
+
+
+def explorer_data(embedded: dict[str, Embeddings], board: Leaderboard, data: EvalSplit,
+                  ds: Dataset) -> dict[str, Any]:
+    """What the explorer's script needs to answer search, similar and map without a server:
+    the train movies (id, title, its searchable form, main genre, popularity), each method's
+    nearest movies to the :data:`N_EXPLORE` most-rated ones, and its 2-D map of the
+    :data:`N_MAP` most-rated."""
+    ids = data.train.items.ids
+    popularity = np.bincount(data.train.ratings.indices, minlength=ids.size)
+    titles: dict[object, str] = {}
+    if ds.items is not None:
+        titles = {i: t or "" for i, t in ds.items.select("item_id", "title").rows()}
+    genre_of = main_genres(ds)
+    id_list = ids.tolist()
+    movies = {"id": id_list, "title": [titles.get(i, "") for i in id_list],
+              "form": [normalize_title(titles.get(i, "")) for i in id_list],
+              "genre": [genre_of.get(i, "") for i in id_list],
+              "popularity": popularity.tolist()}
+    order = np.lexsort((np.arange(ids.size), -popularity))  # most rated first, then by row
+    queries, on_map = order[:N_EXPLORE], np.sort(order[:N_MAP])
+    neighbours, maps = {}, {}
+    for name, emb in embedded.items():
+        unit = emb.normalized()
+        rows = unit.positions(ids)  # each train movie's row in this method's vectors
+        # a method may leave movies out (a minimum count): only movies it embeds are asked
+        asked = queries[rows[queries] >= 0]
+        back = np.full(len(unit), -1, dtype=np.int64)  # vector row -> train column
+        back[rows[rows >= 0]] = np.flatnonzero(rows >= 0)
+        top, score = nearest_rows(unit.vectors, rows[asked], N_EXPLORE_NEIGHBOURS)
+        neighbours[name] = {"query": asked.tolist(), "top": back[top].tolist(),
+                            "score": np.round(score, 4).tolist()}
+        xy = pca_2d(unit.vectors)
+        shown = on_map[rows[on_map] >= 0]
+        maps[name] = {"layout": "pca", "movie": shown.tolist(),
+                      "x": np.round(xy[rows[shown], 0], 4).tolist(),
+                      "y": np.round(xy[rows[shown], 1], 4).tolist(),
+                      "of": int((rows >= 0).sum())}
+    rows_by_name = {r.method: r for r in board.ranked()}
+    methods = [{"method": name, "rank": rank, "items": True, "coldstart": False,
+                "leaderboard": rows_by_name[name].to_dict() if name in rows_by_name else None}
+               for rank, name in enumerate(sorted(embedded, key=lambda m: (
+                   list(rows_by_name).index(m) if m in rows_by_name else len(rows_by_name),
+                   m)), 1)]
+    similar = [m for m in ranked_for(board, "similar") if m in embedded] or list(embedded)
+    return {"movies": movies, "articles": list(_ARTICLES), "methods": json_safe(methods),
+            "defaults": {"similar": similar[0], "recommend": None, "coldstart": None},
+            "neighbours": neighbours, "maps": maps}
+
+
+def nearest_rows(unit: np.ndarray, queries: np.ndarray, k: int,
+                 block: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Each query row's ``k`` nearest rows of ``unit`` (itself left out) by dot product,
+    best first (ties by row), in blocks of ``block`` queries to bound memory."""
+    k = min(k, max(unit.shape[0] - 1, 0))
+    top = np.empty((queries.size, k), dtype=np.int64)
+    best = np.empty((queries.size, k), dtype=np.float64)
+    for start in range(0, queries.size, block):
+        q = queries[start:start + block]
+        scores = unit[q] @ unit.T
+        scores[np.arange(q.size), q] = -np.inf
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k else scores[:, :0]
+        for j in range(q.size):  # sort each row's k by score, then by row
+            order = np.lexsort((part[j], -scores[j, part[j]]))
+            top[start + j] = part[j][order]
+            best[start + j] = scores[j, part[j][order]]
+    return top, best
 
 
 def famous_movies(data: EvalSplit, n: int) -> list[object]:
@@ -135,60 +266,6 @@ def main_genre_of(ids: list, genre_lists: list) -> dict[object, str]:
         i: min(gs, key=lambda g: (freq[g], g)) for i, gs in zip(ids, genre_lists, strict=True)
         if gs and "(no genres listed)" not in gs
     }
-
-
-def pca_2d(vectors: np.ndarray) -> np.ndarray:
-    """The rows' coordinates on the first two principal components of the unit-length rows
-    (the cosine geometry ``similar`` ranks by), each axis's sign fixed so its largest
-    loading is positive: the same vectors always give the same picture. Fewer than two rows
-    or dimensions give zeros where there is no component."""
-    x = l2_normalize(np.asarray(vectors, dtype=np.float64))
-    x -= x.mean(axis=0) if len(x) else 0.0
-    out = np.zeros((x.shape[0], 2))
-    if x.shape[0] < 2:
-        return out
-    _, _, vt = np.linalg.svd(x, full_matrices=False)
-    axes = vt[:2]
-    signs = np.sign(axes[np.arange(axes.shape[0]), np.abs(axes).argmax(axis=1)])
-    out[:, : axes.shape[0]] = x @ (axes * signs[:, None]).T
-    return out
-
-
-def movie_maps(embedded: dict[str, Embeddings], ds: Dataset) -> bytes:
-    """One PCA scatter per method, coloured by main genre, as one PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    genre_of = main_genres(ds)
-    common = [g for g, _ in Counter(genre_of.values()).most_common(N_COLOURED)]
-    palette = dict(zip(common, plt.get_cmap("tab10")(np.arange(10)).tolist(), strict=False))
-    cols = min(3, len(embedded))
-    rows = -(-len(embedded) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 4.2 * rows), squeeze=False)
-    for ax, (name, emb) in zip(axes.ravel(), embedded.items(), strict=False):
-        xy = pca_2d(emb.vectors)
-        genres = [genre_of.get(i) for i in emb.ids.tolist()]
-        grey = np.array([g not in palette for g in genres])
-        ax.scatter(xy[grey, 0], xy[grey, 1], s=4, c="#cccccc", linewidths=0)
-        for g, colour in palette.items():
-            mask = np.array([x == g for x in genres])
-            ax.scatter(xy[mask, 0], xy[mask, 1], s=5, color=colour, label=g, linewidths=0)
-        ax.set_title(f"{name} ({len(emb):,} movies, d={emb.dim})")
-        ax.set_xticks([])
-        ax.set_yticks([])
-    for ax in axes.ravel()[len(embedded):]:
-        ax.axis("off")
-    handles, labels = axes.ravel()[0].get_legend_handles_labels()
-    if labels:  # a log without genres has no legend to draw
-        fig.legend(handles, labels, loc="lower center", ncol=len(labels), markerscale=3,
-                   frameon=False)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    plt.close(fig)
-    return buf.getvalue()
 
 
 def _neighbours_table(item: object, embedded: dict[str, Embeddings]) -> str:

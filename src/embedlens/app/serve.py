@@ -9,10 +9,11 @@ the server writes nothing. Each method's model is loaded on its first query and 
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +21,19 @@ import numpy as np
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
+from embedlens.app.explorer import explorer_page
+from embedlens.app.layout import cached_layout, resolve_layout
 from embedlens.app.queries import able_methods, can_answer, read_leaderboard
-from embedlens.app.report import main_genre_of, pca_2d
-from embedlens.app.train import load_train
+from embedlens.app.report import main_genre_of
+from embedlens.app.train import HeldOut, load_heldout, load_train
+from embedlens.app.vector_index import INDEXES, MovieIndex, movie_index, resolve_index
 from embedlens.core.embeddings import (
     Embeddings,
     l2_normalize,
     normalize_title,
-    top_by_dot,
 )
 from embedlens.core.errors import DataError, EmbedlensError, UnknownNameError
+from embedlens.core.files import json_safe
 from embedlens.io.runs import RUN_FILE, RunInfo, load_run
 from embedlens.methods.base import ColdStart, ItemVectors, Model, Scorer, can
 from embedlens.methods.registry import get_method
@@ -95,9 +99,15 @@ class RunService:
     """The answers ``embedlens serve`` gives for one run folder (a full ``embedlens run`` or
     one method's ``embedlens train``). Thread-safe: models load once, under a lock."""
 
-    def __init__(self, run: str | Path, data_dir: str | Path | None = None) -> None:
+    def __init__(self, run: str | Path, data_dir: str | Path | None = None,
+                 layout: str = "auto", index: str = "auto",
+                 log: Callable[[str], None] | None = None) -> None:
         self.run = Path(run)
         self.data_dir = data_dir
+        self.log = log
+        self.layout = resolve_layout(layout)  # both checked before anything is read
+        if index not in INDEXES:
+            resolve_index(index, 0)  # one clear error naming the choices
         if (self.run / RUN_FILE).is_file():
             self.board = None
             info = RunInfo.load(self.run)
@@ -122,13 +132,16 @@ class RunService:
         ids = self.train.items.ids
         self.titles: dict[Any, str] = (
             {} if titles is None else dict(zip(ids.tolist(), titles.tolist(), strict=True)))
-        self.popularity = np.asarray(self.train.binary().sum(axis=0)).ravel()
+        self.popularity = np.bincount(self.train.ratings.indices, minlength=len(ids))
+        self.index_kind = resolve_index(index, len(ids))
         self._forms = [normalize_title(self.titles.get(i, "")) for i in ids.tolist()]
         self._models: dict[str, Model] = {}
         self._unit: dict[str, Embeddings] = {}
         self._scorers: dict[str, Scorer] = {}
         self._maps: dict[str, dict[str, Any]] = {}
+        self._indexes: dict[str, MovieIndex] = {}
         self._lock = threading.Lock()
+        self.ready = threading.Event()  # set once warm() has loaded every method
 
     # -- which method answers ------------------------------------------------------------
     def method_for(self, method: str | None, need: str) -> str:
@@ -171,6 +184,40 @@ class RunService:
                 cached = self._unit.setdefault(method, cached)
         return cached
 
+    def _index(self, method: str) -> MovieIndex:
+        """The nearest-movie search over ``method``'s unit vectors, built (or read from the
+        run folder) once."""
+        with self._lock:
+            cached = self._indexes.get(method)
+        if cached is None:
+            index = movie_index(self._unit_items(method).vectors, self.index_kind,
+                                self.dirs[method], threads=os.cpu_count() or 1,
+                                log=self._say(method))
+            with self._lock:
+                cached = self._indexes.setdefault(method, index)
+        return cached
+
+    def _say(self, method: str) -> Callable[[str], None] | None:
+        if self.log is None:
+            return None
+        log = self.log
+        return lambda line: log(f"{method}: {line}")
+
+    def warm(self) -> None:
+        """Load every method, its movie search and its scorer now rather than on its first
+        query (the server does this in the background once it answers)."""
+        _ = self._heldout  # read once (or split again, for runs made before it was kept)
+        for method in self.dirs:
+            try:
+                self.model(method)
+                if method in self.able["items"]:
+                    self._index(method)
+                self._scorer(method)
+            except EmbedlensError as exc:  # the query will report it; warming goes on
+                if self.log is not None:
+                    self.log(f"{method}: {exc}")
+        self.ready.set()
+
     def _scorer(self, method: str) -> Scorer:
         """``method``'s scorer over the run's train matrix, built once (it may derive
         every user's vector)."""
@@ -189,9 +236,14 @@ class RunService:
         for rank, name in enumerate(self.dirs, start=1):
             cls = get_method(name)
             # every method recommends; "items": it has movie vectors (similar, map)
+            with self._lock:
+                built = self._indexes.get(name)
+            search = None if not can(cls, "items") else {
+                "index": self.index_kind,
+                "recall@10": None if built is None else json_safe(built.recall)}
             out.append({"method": name, "rank": rank, "items": can(cls, "items"),
                         "coldstart": can(cls, "coldstart") and can(cls, "items"),
-                        "leaderboard": _finite(rows.get(name))})
+                        "search": search, "leaderboard": json_safe(rows.get(name))})
         return out
 
     def defaults(self) -> dict[str, str | None]:
@@ -220,7 +272,7 @@ class RunService:
         items = self._unit_items(name)
         key = items.resolve(item)
         at = items.positions(np.asarray([key]))
-        top, scores = top_by_dot(items.vectors, items.vectors[at[0]], k, at)
+        top, scores = self._index(name).search(items.vectors[at[0]], k, at)
         return {"method": name, "item": self._movie(key), "neighbours": self._scored(
             items.ids[top], scores)}
 
@@ -254,7 +306,9 @@ class RunService:
         name = self.method_for(method, "any")
         user_id = self.train.users.ids[row].item()
         recs = self.model(name).recommend(self.train, [user_id], k, scorer=self._scorer(name))
-        test = None if self._test is None else self._test.get(user_id, set())
+        held = self._heldout
+        test = (None if held is None else
+                set(self.train.items.ids[held.columns_of(row)].tolist()))
         return {"method": name, "user": user, "recommendations": [
             {**self._movie(r["item_id"]), "rank": r["rank"], "score": r["score"],
              "held_out": None if test is None else r["item_id"] in test}
@@ -276,27 +330,28 @@ class RunService:
         if unit.size != items.dim:
             raise DataError(f"{name} placed the movie in {unit.size} dimensions, its movies "
                             f"have {items.dim}.")
-        top, scores = top_by_dot(items.vectors, unit, k)
+        top, scores = self._index(name).search(unit, k)
         return {"method": name, "neighbours": self._scored(items.ids[top], scores)}
 
     def map(self, method: str | None = None) -> dict[str, Any]:
-        """A 2-D layout of ``method``'s movies (:func:`~embedlens.app.report.pca_2d`, as the
-        report draws them), with each movie's title, main genre (its rarest) and train
-        popularity; computed once per method."""
+        """A 2-D layout of ``method``'s movies (UMAP or PCA, see
+        :mod:`~embedlens.app.layout`; cached in the run folder), with each movie's title,
+        main genre (its rarest) and train popularity; computed once per method."""
         name = self.method_for(method, "items")
         with self._lock:
             cached = self._maps.get(name)
         if cached is not None:
             return cached
         items = self._unit_items(name)
-        xy = pca_2d(items.vectors)
+        xy, layout = cached_layout(self.dirs[name], items.vectors, self.layout)
         genre_of: dict[object, str] = {}
         if items.metadata is not None and "genres" in items.metadata.columns:
             genre_of = main_genre_of(items.metadata["item_id"].to_list(),
                                      items.metadata["genres"].to_list())
         position = {v: i for i, v in enumerate(self.train.items.ids.tolist())}
         ids = items.ids.tolist()
-        out = {"method": name, "x": xy[:, 0].round(5).tolist(), "y": xy[:, 1].round(5).tolist(),
+        out = {"method": name, "layout": layout,
+               "x": xy[:, 0].round(5).tolist(), "y": xy[:, 1].round(5).tolist(),
                "id": ids, "title": [self.titles.get(i, "") for i in ids],
                "genre": [genre_of.get(i, "") for i in ids],
                "popularity": [int(self.popularity[position[i]]) if i in position else 0
@@ -315,50 +370,61 @@ class RunService:
         return {"id": item, "title": self.titles.get(item, "")}
 
     @cached_property
-    def _test(self) -> dict[Any, set[Any]] | None:
-        """Each test user's held-out movies, when the run's dataset can be loaded."""
+    def _heldout(self) -> HeldOut | None:
+        """Each test user's held-out movies: saved with the run, or (runs made before it
+        was) from splitting the run's dataset again, when it can be loaded."""
+        run_dir = next(iter(self.dirs.values()))
+        saved = load_heldout(run_dir)
+        if saved is not None:
+            return saved
         try:
-            info = RunInfo.load(next(iter(self.dirs.values())))
             from embedlens.evaluation.splits import EvalSplit
 
+            info = RunInfo.load(run_dir)
             split = EvalSplit.prepare(info.load_dataset(self.data_dir), info.protocol)
         except EmbedlensError:
             return None
-        test = split.split.test
-        users, items = test["user_id"].to_list(), test["item_id"].to_list()
-        out: dict[Any, set[Any]] = {}
-        for u, i in zip(users, items, strict=True):
-            out.setdefault(u, set()).add(i)
-        return out
+        if not (np.array_equal(split.train.items.ids, self.train.items.ids)
+                and np.array_equal(split.train.users.ids, self.train.users.ids)):
+            return None  # not the split the run was trained on: no marks rather than wrong
+        return HeldOut.of(split)
 
 
-def _finite(value: Any) -> Any:
-    """``value`` with every NaN or infinite float made ``None`` (JSON has neither)."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
+def create_app(service: RunService, warm: bool = False, workers: int = 1) -> Any:
+    """The FastAPI application over ``service``; with ``warm``, every method is loaded in a
+    background thread once the server is up (``/api/methods`` says ``ready`` when done), so
+    start-up is not held up by it and later first queries are not either. Queries run on
+    ``workers`` threads, in arrival order."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+    from contextlib import asynccontextmanager
 
-
-def explorer_page() -> str:
-    """The explorer's HTML (script and style inline; nothing is fetched from elsewhere)."""
-    return resources.files("embedlens.app").joinpath("explorer.html").read_text("utf-8")
-
-
-def create_app(service: RunService) -> Any:
-    """The FastAPI application over ``service``."""
     from fastapi import FastAPI, Query, Request
+    from starlette.concurrency import run_in_threadpool
+
+    # Why a small pool of its own: on the event loop itself a query (5 ms at 59k movies)
+    # held up accepting and reading the other connections, and 50 clients connecting at
+    # once waited up to 8 s for their first answer; in FastAPI's pool of 40 threads, each
+    # calling a multi-threaded BLAS and numba, they waited seconds on each other. Here the
+    # loop only does I/O and the queries queue first come, first served.
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="embedlens-query")
+
+    async def answer(fn: Callable[..., Any], *args: Any) -> JSONResponse:
+        # the JSON encoding runs in the pool too: for a long answer it is most of the work
+        return await asyncio.get_running_loop().run_in_executor(
+            pool, lambda: JSONResponse(fn(*args)))
+
+    @asynccontextmanager
+    async def lifespan(_: Any) -> Any:
+        if warm:
+            threading.Thread(target=service.warm, name="embedlens-warm", daemon=True).start()
+        yield
+        pool.shutdown(wait=False, cancel_futures=True)
 
     # endpoints hand back JSONResponse: the answers are plain JSON already, and FastAPI's
-    # generic encoding of a returned dict costs more than computing most of them. They are
-    # async, so they run one at a time on the event loop: each takes a millisecond or two,
-    # and running 40 at once in threads (each calling a multi-threaded BLAS and numba) made
-    # 50 concurrent clients wait seconds on a 2-core machine instead of milliseconds
+    # generic encoding of a returned dict costs more than computing most of them
     app = FastAPI(title="embedlens", description=f"Read-only API over the run {service.run}",
-                  version="1")
+                  version="1", lifespan=lifespan)
 
     @app.exception_handler(UnknownNameError)
     async def _unknown(_: Request, exc: UnknownNameError) -> JSONResponse:
@@ -368,42 +434,47 @@ def create_app(service: RunService) -> Any:
     async def _bad(_: Request, exc: EmbedlensError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=400)
 
+    page_html = explorer_page()
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> str:
-        return explorer_page()
+        return page_html
 
     @app.get("/api/methods")
     async def methods() -> JSONResponse:
-        return JSONResponse({"methods": service.methods(), "defaults": service.defaults()})
+        return JSONResponse({"methods": service.methods(), "defaults": service.defaults(),
+                             "ready": service.ready.is_set()})
 
     @app.get("/api/search")
     async def search(q: str = Query(..., min_length=1, max_length=MAX_TEXT),
                      limit: int = Query(10, ge=1, le=MAX_K)) -> JSONResponse:
-        return JSONResponse({"movies": service.search(q, limit)})
+        return await answer(lambda: {"movies": service.search(q, limit)})
 
     @app.get("/api/similar")
     async def similar(item: str = Query(..., min_length=1, max_length=MAX_TEXT),
                       method: str | None = Query(None, max_length=MAX_TEXT),
                       k: int = Query(10, ge=1, le=MAX_K)) -> JSONResponse:
-        return JSONResponse(service.similar(item, method, k))
+        return await answer(service.similar, item, method, k)
 
     @app.get("/api/recommend")
     async def recommend(user: str = Query(..., min_length=1, max_length=MAX_TEXT),
                         method: str | None = Query(None, max_length=MAX_TEXT),
                         k: int = Query(10, ge=1, le=MAX_K)) -> JSONResponse:
-        return JSONResponse(service.recommend(user, method, k))
+        return await answer(service.recommend, user, method, k)
 
     @app.get("/api/users/{user}")
     async def user(user: str) -> JSONResponse:
-        return JSONResponse(service.user(user))
+        return await answer(service.user, user)
 
     @app.post("/api/coldstart")
     async def coldstart(body: ColdStartBody) -> JSONResponse:
         query = ColdStartQuery(tuple(body.genres), tuple(body.tags), body.year, body.title)
-        return JSONResponse(service.coldstart(query, body.method, body.k))
+        return await answer(service.coldstart, query, body.method, body.k)
 
     @app.get("/api/map")
     async def layout(method: str | None = Query(None, max_length=MAX_TEXT)) -> JSONResponse:
-        return JSONResponse(service.map(method))
+        # a layout not yet cached takes seconds to minutes (UMAP): not in the query pool,
+        # so other queries are answered meanwhile
+        return JSONResponse(await run_in_threadpool(service.map, method))
 
     return app

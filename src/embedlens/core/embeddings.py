@@ -110,6 +110,10 @@ class Embeddings:
         keys = np.asarray(keys)
         if self.ids.size == 0 or keys.size == 0:
             return np.full(keys.shape, -1, dtype=np.int64)
+        if _numeric(self.ids) != _numeric(keys):
+            # text never equals a number; numpy would first turn every id into text to
+            # compare them (milliseconds per lookup at 59k movies) before failing
+            return np.full(keys.shape, -1, dtype=np.int64)
         try:
             pos = np.searchsorted(self._sorted_ids, keys).clip(0, self.ids.size - 1)
             found = self._sorted_ids[pos] == keys
@@ -375,6 +379,10 @@ def top_by_dot(mat: np.ndarray, vector: np.ndarray, k: int,
     top = np.argpartition(-scores, k - 1)[:k] if k else np.empty(0, dtype=np.int64)
     top = top[np.lexsort((top, -scores[top]))]
     return top, scores[top]
+
+
+def _numeric(values: np.ndarray) -> bool:
+    return values.dtype.kind in "iufb"
 
 
 def l2_normalize(mat: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -103,6 +104,17 @@ def parquet_metadata(path: str | Path) -> dict[str, str]:
         return dict(pl.read_parquet_metadata(path))
     except Exception as exc:
         raise DataError(f"{path} is not a readable Parquet file ({_short(exc)}).") from None
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinite float made ``None`` (JSON has neither)."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def save_arrays(path: str | Path, **arrays: Any) -> Path:

@@ -174,6 +174,8 @@ def train_rows(rows, batch_size: int, opt, batch_loss) -> float:
 #: the rows decide and the first check may already stop.
 MIN_CHECKS = 6
 MIN_ROWS = 1_000_000
+#: The history entry naming the check (1-based) whose network early stopping kept.
+KEPT = "kept_check"
 
 
 class EarlyStopping:
@@ -184,6 +186,7 @@ class EarlyStopping:
         self.patience, self.sign = patience, 1.0 if higher_is_better else -1.0
         self.min_checks, self.min_rows = min_checks, min_rows
         self.best, self.state, self.waited, self.checks = -np.inf, None, 0, 0
+        self.best_check = 0  # 1-based: the check whose state restore() brings back
 
     def update(self, score: float, net, trained_rows: int = 0) -> bool:
         """Record a check's score after ``trained_rows`` rows of training in all; True when
@@ -193,6 +196,7 @@ class EarlyStopping:
         if self.sign * score > self.best:
             self.best, self.state, self.waited = self.sign * score, copy.deepcopy(
                 net.state_dict()), 0
+            self.best_check = self.checks
             return False
         self.waited += 1
         warmed = self.checks >= self.min_checks or trained_rows >= self.min_rows
@@ -213,8 +217,8 @@ def fit_epochs(
     after ``patience`` checks without a gain and leaves ``net`` at its best check; without,
     it runs every epoch (``net`` may then be None: parameters trained outside a module).
     ``on_epoch(check, score)`` hears each validation score, higher always better (a tuner
-    prunes poor trials with it, by raising). Returns the history (``loss`` per check, and
-    the validation scores)."""
+    prunes poor trials with it, by raising). Returns the history (``loss`` per check, the
+    validation scores, and under ``KEPT`` the check whose network was kept)."""
     import torch
 
     if validate is not None and net is None:
@@ -251,6 +255,7 @@ def fit_epochs(
     pb.close()
     if stopper is not None:
         stopper.restore(net)
+        history[KEPT] = [float(stopper.best_check)]
     return history
 
 
