@@ -37,7 +37,7 @@ def test_umap_keeps_planted_clusters_apart_and_is_seeded():
 
 
 def test_pca_is_the_fallback_and_names_are_checked():
-    vectors, labels = _clusters()
+    vectors, _ = _clusters()
     xy, kind = layout_2d(vectors, "pca")
     assert kind == "pca" and xy.shape == (400, 2)
     assert resolve_layout("auto") == ("umap" if umap_available() else "pca")

@@ -26,7 +26,13 @@ from embedlens.app.layout import cached_layout, resolve_layout
 from embedlens.app.queries import able_methods, can_answer, read_leaderboard
 from embedlens.app.report import main_genre_of
 from embedlens.app.train import HeldOut, load_heldout, load_train
-from embedlens.app.vector_index import INDEXES, MovieIndex, movie_index, resolve_index
+from embedlens.app.vector_index import (
+    ANN_MIN_ITEMS,
+    INDEXES,
+    MovieIndex,
+    movie_index,
+    resolve_index,
+)
 from embedlens.core.embeddings import (
     Embeddings,
     l2_normalize,
@@ -134,6 +140,10 @@ class RunService:
             {} if titles is None else dict(zip(ids.tolist(), titles.tolist(), strict=True)))
         self.popularity = np.bincount(self.train.ratings.indices, minlength=len(ids))
         self.index_kind = resolve_index(index, len(ids))
+        if (index == "auto" and self.index_kind == "exact" and len(ids) >= ANN_MIN_ITEMS
+                and log is not None):
+            log(f"{len(ids):,} movies: exact search takes tens of milliseconds per query; "
+                "pip install 'embedlens[ann]' for an HNSW index.")
         self._forms = [normalize_title(self.titles.get(i, "")) for i in ids.tolist()]
         self._models: dict[str, Model] = {}
         self._unit: dict[str, Embeddings] = {}
