@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from embedlens.core.distributed import launched
 from embedlens.core.errors import EmbedlensError
 from embedlens.core.progress import quiet_from_env, set_quiet
 from embedlens.core.threads import thread_budget
@@ -60,6 +61,12 @@ def _main(
     _debug = debug
     set_quiet(quiet or quiet_from_env())
     thread_budget()  # a bad EMBEDLENS_THREADS stops here, before any work
+    if launched():  # started by torchrun: join the other ranks; only rank 0 speaks
+        from embedlens.core.distributed import init_from_env
+
+        if not init_from_env().main:
+            set_quiet(True)
+            console.quiet = True
 
 
 def _columns(spec: str | None) -> dict[str, str | None] | None:

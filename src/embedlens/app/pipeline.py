@@ -31,6 +31,7 @@ from embedlens.app.config import RunConfig
 from embedlens.app.leaderboard import LEADERBOARD, Leaderboard, Row, coldstart_markdown
 from embedlens.app.queries import COLDSTART, MANIFEST
 from embedlens.app.train import fit_and_save, save_train, score_run
+from embedlens.core.distributed import world
 from embedlens.core.errors import DataError, EmbedlensError
 from embedlens.core.files import read_json_object, write_json, write_text
 from embedlens.core.progress import note
@@ -80,6 +81,22 @@ def run_all(config: RunConfig, out: str | Path, force: bool = False,
     """
     started = time.perf_counter()
     out = Path(out)
+    w = world()
+    if w.size > 1 and resume:  # every rank must run the same methods in the same order
+        raise DataError("--resume is not supported under torchrun: start over with --force, "
+                        "or finish the run in one process.")
+    if not w.main:
+        # the other ranks take part in every collective but keep what they write private,
+        # in a folder of their own that is removed at the end: only rank 0 writes `out`
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix=f"embedlens-rank{w.rank}-") as own:
+            return _run_checked(config, Path(own) / "run", False, False, dataset, started)
+    return _run_checked(config, out, force, resume, dataset, started)
+
+
+def _run_checked(config: RunConfig, out: Path, force: bool, resume: bool,
+                 dataset: Dataset | None, started: float) -> RunResult:
     if force and resume:
         raise DataError("--force starts over and --resume continues: choose one.")
     config.data_dir = resolve_dir(config.data_dir)
@@ -149,6 +166,10 @@ def _run_in(folder: OwnedFolder, config: RunConfig, ds: Dataset, data: EvalSplit
                 report = score_run(sub, info, model, data, config.k, neighbours)
                 seeds = _other_seeds(name, params, report, config, ds, data)
             except Exception as exc:  # one method's failure must not stop the run
+                if world().size > 1:
+                    # ...except under torchrun: the other ranks may be waiting for this one
+                    # in a collective, so the whole run stops (torchrun ends every rank)
+                    raise
                 write_text(sub / "error.txt", traceback.format_exc())
                 error = f"{type(exc).__name__}: {exc}"
                 rows.append(Row(name, role, "failed", error=error, tuning=tuning))
@@ -366,4 +387,7 @@ def _write_manifest(
         "versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "methods": methods,
     }
+    w = world()
+    if w.size > 1:
+        manifest["distributed"] = {"backend": w.backend, "world_size": w.size}
     write_json(out / MANIFEST, manifest)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from embedlens.core.distributed import world
 from embedlens.core.errors import DataError
 from embedlens.core.files import atomic_path, load_arrays, save_arrays, write_json
 from embedlens.core.interactions import InteractionMatrix
@@ -111,11 +112,15 @@ def fit_and_save(
     start = time.perf_counter()
     model.fit(data.train, data.train_dataset(ds))
     fit_seconds = time.perf_counter() - start
+    w = world()
     info = RunInfo(
         method=model.name, dataset=dataset_ref(dataset), protocol=data.protocol,
         data_dir=data_dir, params=model.params, fit_seconds=round(fit_seconds, 3),
         versions=versions(), created=time.strftime("%Y-%m-%dT%H:%M:%S"), columns=columns,
+        distributed=None if w.size == 1 else {"backend": w.backend, "world_size": w.size},
     )
+    if not w.main:  # under torchrun only rank 0 writes
+        return info
     model.save(folder)
     if with_train:
         save_train(folder, ds, data)
@@ -149,10 +154,14 @@ def train_run(
         return (f"{p} already holds an embedlens run; use --force to replace it, or choose "
                 "another --out.")
 
-    preflight(out, force=force, occupied=occupied)
+    main = world().main  # under torchrun every rank fits; only rank 0 checks and writes out
+    if main:
+        preflight(out, force=force, occupied=occupied)
     data_dir = resolve_dir(data_dir)
     ds = load_dataset(dataset, data_dir=data_dir, columns=columns)
     data = EvalSplit.prepare(ds, protocol)
+    if not main:
+        return fit_and_save(model, ds, data, Path(out), dataset, data_dir, columns), model
     folder = claim(out, "train", force=force, occupied=occupied)
     try:
         info = fit_and_save(model, ds, data, folder.path, dataset, data_dir, columns)
@@ -239,7 +248,8 @@ def score_run(
         split, ds = neighbours
         result = result.with_run(similarity=evaluate_similarity(
             model.item_vectors(), split, k, ds.items))
-    write_json(run_dir / f"evaluation-{data.protocol}.json", result.to_dict())
+    if world().main:  # under torchrun every rank has the result; one writes it
+        write_json(run_dir / f"evaluation-{data.protocol}.json", result.to_dict())
     return result
 
 

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+from embedlens.core.distributed import all_gather_rows, share
 from embedlens.core.errors import DataError
 from embedlens.core.schema import ITEM, RATING, USER
 from embedlens.evaluation.splits import EvalSplit
@@ -103,10 +104,14 @@ def evaluate_model(model: Model, data: EvalSplit, k: int = 10) -> EvalResult:
     error, not a table of zeros.
     """
     start = time.perf_counter()
+    # under torchrun each rank ranks its share of the test users; the top-k lists, put back
+    # together in rank order, are exactly one process's, and so are the metrics and CIs
+    lo, hi = share(data.users.size)
     recs, _ = topk(
-        model.scorer(data.train), data.users, len(data.train.items), k,
+        model.scorer(data.train), data.users[lo:hi], len(data.train.items), k,
         exclude=data.train.ratings, desc=f"{model.name}: top-{k}",
     )
+    recs = all_gather_rows(recs)
     empty = int((recs[:, 0] < 0).sum())
     if empty == recs.shape[0]:
         raise DataError(

@@ -38,6 +38,8 @@ class RunInfo:
     versions: dict[str, str] = field(default_factory=dict)
     created: str = ""
     columns: dict[str, str | None] | None = None
+    #: under torchrun: backend and world size (None: one process)
+    distributed: dict[str, Any] | None = None
 
     def save(self, run_dir: Path) -> None:
         write_json(Path(run_dir) / RUN_FILE, asdict(self))
