@@ -39,6 +39,11 @@ def test_shares_cover_every_item_once_in_rank_order():
             assert max(sizes) - min(sizes) <= 1
 
 
+#: Walk methods checked: the default node2vec, and DeepWalk with a wider window (pairs
+#: gathered block by block).
+WALKS = {"node2vec": {"dim": 32}, "deepwalk": {"dim": 32, "window": 2}}
+
+
 def _worker(rank: int, size: int, port: int, ml_dir: str, model_dir: str, out: str) -> None:
     """One rank: fit Cleora and evaluate both its own model and the single-process one."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
@@ -56,9 +61,13 @@ def _worker(rank: int, size: int, port: int, ml_dir: str, model_dir: str, out: s
     model = get_method("cleora")(dim=64).fit(data.train)
     single = load_run(Path(model_dir))[1]
     theirs = evaluate_model(single, data, 10)
+    walked = {name: get_method(name)(**params).fit(data.train)
+              for name, params in WALKS.items()}
     if w.main:
         np.save(Path(out) / "vectors.npy", model.item_vectors().vectors)
         (Path(out) / "theirs.json").write_text(json.dumps(theirs.to_dict()))
+        for name, fitted in walked.items():
+            np.save(Path(out) / f"{name}.npy", fitted.item_vectors().vectors)
     import torch.distributed as dist
 
     dist.destroy_process_group()
@@ -86,6 +95,10 @@ def test_two_ranks_give_one_process_results(ml_dir, tmp_path):
                                                                                     axis=1)
     assert cosine.min() > 1 - 1e-6
     assert not np.array_equal(ours, np.zeros_like(ours))
+    # walks shared out by start, their pairs gathered in order: the same vectors to the bit
+    for name, params in WALKS.items():
+        alone = get_method(name)(**params).fit(data.train).item_vectors().vectors
+        np.testing.assert_array_equal(np.load(tmp_path / f"{name}.npy"), alone)
     # the same model scored by two ranks: every metric and CI to the bit
     shared = json.loads((tmp_path / "theirs.json").read_text())
     shared.pop("eval_seconds")

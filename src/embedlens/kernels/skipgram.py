@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from embedlens.core.distributed import all_gather_rows, all_reduce_sum
 from embedlens.core.errors import DataError
 from embedlens.core.progress import bar
 
@@ -91,7 +92,11 @@ def train_skipgram(
 def window_pairs(walks: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every pair of walk positions at most ``window`` apart, once each: the earlier node,
     the later node and their distance ``d``, in blocks of increasing ``d`` (within a block,
-    walk by walk, position by position). PMI-SVD counts them. Padding (-1) is skipped."""
+    walk by walk, position by position). PMI-SVD counts them. Padding (-1) is skipped.
+
+    Under torchrun each rank holds its share of the walks; every block is gathered from the
+    ranks in rank order, so every rank gets the very pairs, in the very order, one process
+    finds (and the counts summed from them are the same to the bit)."""
     _check_walks(walks)
     firsts, seconds, offsets = [], [], []
     for d in range(1, window + 1):
@@ -99,9 +104,9 @@ def window_pairs(walks: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray
             break
         a, b = walks[:, :-d].ravel(), walks[:, d:].ravel()
         ok = (a >= 0) & (b >= 0)
-        firsts.append(a[ok])
-        seconds.append(b[ok])
-        offsets.append(np.full(int(ok.sum()), d, dtype=np.int32))
+        firsts.append(all_gather_rows(a[ok]))
+        seconds.append(all_gather_rows(b[ok]))
+        offsets.append(np.full(firsts[-1].size, d, dtype=np.int32))
     if not firsts:
         empty = np.empty(0, dtype=walks.dtype)
         return empty, empty, np.empty(0, dtype=np.int32)
@@ -132,8 +137,9 @@ def walk_pmi_svd(
     # nearer pairs weigh more, (window - d + 1) / window, as word2vec's shrinking window
     # samples them
     vals = ((window - offsets + 1) / window).astype(np.float32)
-    found = np.zeros(n_nodes, dtype=bool)
-    found[walks[walks >= 0]] = True
+    seen = np.zeros(n_nodes, dtype=np.int64)
+    seen[walks[walks >= 0]] = 1
+    found = all_reduce_sum(seen) > 0  # on any rank's walks
     vectors = np.zeros((n_nodes, dim), dtype=np.float32)
     if rows.size == 0:
         return vectors, found

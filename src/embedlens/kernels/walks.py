@@ -43,11 +43,11 @@ def _is_neighbour(indptr, indices, t, x):  # pragma: no cover - numba
 
 @njit(parallel=True, cache=True)
 def _walk_kernel(indptr, indices, cum, weighted, starts, length, inv_p, inv_q, second_order,
-                 seed, out):  # pragma: no cover - numba
+                 seed, first, out):  # pragma: no cover - numba
     a_max = max(inv_p, 1.0, inv_q)
     for w in prange(starts.size):
         state = np.empty(1, dtype=np.uint64)
-        state[0] = stream(seed, w)
+        state[0] = stream(seed, first + w)
         v = starts[w]
         out[w, 0] = v
         prev = -1
@@ -81,11 +81,13 @@ def random_walks(
     q: float = 1.0,
     weighted: bool = True,
     seed: int = 0,
+    part: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """``num_walks`` walks of ``walk_length`` nodes from every node: an int32 matrix.
 
     ``p = q = 1`` gives first-order walks (DeepWalk when ``weighted=False``); other values
-    give node2vec's second-order walks (``p``: return, ``q``: in-out parameter).
+    give node2vec's second-order walks (``p``: return, ``q``: in-out parameter). ``part``
+    ``(lo, hi)``: only walks ``lo..hi-1`` of that matrix (a rank's share), the same rows.
     """
     if num_walks < 1 or walk_length < 2:
         raise DataError("Need num_walks >= 1 and walk_length >= 2.")
@@ -93,10 +95,11 @@ def random_walks(
         raise DataError(f"node2vec needs p > 0 and q > 0, got p={p}, q={q}.")
     adj = graph.adj
     cum = np.cumsum(adj.data, dtype=np.float64) if weighted else np.zeros(1)
-    starts = np.tile(np.arange(graph.n_nodes, dtype=np.int64), num_walks)
+    lo, hi = part or (0, graph.n_nodes * num_walks)
+    starts = np.arange(lo, hi, dtype=np.int64) % max(graph.n_nodes, 1)  # every node in turn
     out = np.empty((starts.size, walk_length), dtype=np.int32)
     _walk_kernel(
         adj.indptr.astype(np.int64), adj.indices.astype(np.int32), cum, weighted, starts,
-        walk_length, 1.0 / p, 1.0 / q, not (p == 1.0 and q == 1.0), seed, out,
+        walk_length, 1.0 / p, 1.0 / q, not (p == 1.0 and q == 1.0), seed, lo, out,
     )
     return out

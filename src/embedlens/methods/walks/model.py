@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
+from embedlens.core.distributed import all_gather_rows, share
 from embedlens.core.embeddings import Embeddings
 from embedlens.core.interactions import InteractionMatrix
 from embedlens.core.params import param
@@ -59,11 +60,16 @@ class WalkModel(EmbeddingModel):
         p = self.p
         g = self.graph(train)
         bias_p, bias_q = self.walk_bias()
+        # under torchrun each rank walks its share of the starts; PMI-SVD gathers the
+        # pairs the walks give (every rank then factorises the same matrix), skip-gram the
+        # walks themselves
         walks = random_walks(g, p.num_walks, p.walk_length, bias_p, bias_q,
-                             weighted=p.weighted, seed=p.seed)
+                             weighted=p.weighted, seed=p.seed,
+                             part=share(g.n_nodes * p.num_walks))
         if p.embedding == "pmi-svd":
             vectors, found = walk_pmi_svd(walks, g.n_nodes, p.dim, p.window, p.seed)
         else:
+            walks = all_gather_rows(walks)
             vectors, found = train_skipgram(
                 walks, g.n_nodes, p.dim, p.window, p.negative, p.epochs, p.seed, p.workers,
                 self.history, p.sample,
