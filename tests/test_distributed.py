@@ -39,9 +39,10 @@ def test_shares_cover_every_item_once_in_rank_order():
             assert max(sizes) - min(sizes) <= 1
 
 
-#: Walk methods checked: the default node2vec, and DeepWalk with a wider window (pairs
-#: gathered block by block).
-WALKS = {"node2vec": {"dim": 32}, "deepwalk": {"dim": 32, "window": 2}}
+#: Methods whose vectors two ranks must give to the bit: the default node2vec, DeepWalk
+#: with a wider window (pairs gathered block by block), and iALS (rows solved by share).
+WALKS = {"node2vec": {"dim": 32}, "deepwalk": {"dim": 32, "window": 2},
+         "ials": {"dim": 32, "epochs": 4}}
 
 
 def _worker(rank: int, size: int, port: int, ml_dir: str, model_dir: str, out: str) -> None:
@@ -95,10 +96,11 @@ def test_two_ranks_give_one_process_results(ml_dir, tmp_path):
                                                                                     axis=1)
     assert cosine.min() > 1 - 1e-6
     assert not np.array_equal(ours, np.zeros_like(ours))
-    # walks shared out by start, their pairs gathered in order: the same vectors to the bit
+    # walks shared out by start with their pairs gathered in order, iALS rows solved by
+    # share: the same vectors to the bit
     for name, params in WALKS.items():
         alone = get_method(name)(**params).fit(data.train).item_vectors().vectors
-        np.testing.assert_array_equal(np.load(tmp_path / f"{name}.npy"), alone)
+        np.testing.assert_array_equal(np.load(tmp_path / f"{name}.npy"), alone, err_msg=name)
     # the same model scored by two ranks: every metric and CI to the bit
     shared = json.loads((tmp_path / "theirs.json").read_text())
     shared.pop("eval_seconds")

@@ -3,6 +3,8 @@ from a copy of its columns' vectors changes nothing."""
 
 from __future__ import annotations
 
+import os
+
 import numba
 import numpy as np
 import scipy.sparse as sp
@@ -60,3 +62,24 @@ def test_rows_solved_from_a_copy_of_their_columns_are_identical_to_the_bit():
     finally:
         numba.set_num_threads(threads)
     assert np.array_equal(results[0], alone)
+
+
+def test_a_seed_gives_the_same_vectors_in_every_process(tmp_path):
+    """Two fresh processes fit the same iALS: the same vectors to the bit. (With numba's
+    on-disk cache, the process that compiled the kernel and the one that read it back got
+    vectors differing in half their values.)"""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from embedlens.data.synthetic import synthetic_movielens\n"
+            "from embedlens.evaluation.splits import EvalSplit\n"
+            "from embedlens.methods.registry import get_method\n"
+            "ds = synthetic_movielens('ml-1m', seed=3, scale=0.1)\n"
+            "train = EvalSplit.prepare(ds, 'random-0.2').train\n"
+            "v = get_method('ials')(dim=32, epochs=3).fit(train).item_vectors().vectors\n"
+            "np.save(sys.argv[1], v)\n")
+    for name in ("a.npy", "b.npy"):
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / name)], check=True,
+                       env={**os.environ, "EMBEDLENS_QUIET": "1"})
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))

@@ -26,6 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit, prange
 
+from embedlens.core.distributed import all_gather_rows, share
 from embedlens.core.embeddings import Embeddings
 from embedlens.core.interactions import InteractionMatrix
 from embedlens.core.params import param
@@ -96,7 +97,17 @@ def _frequency_reg(x: sp.csr_matrix, alpha0: float, reg: float, nu: float) -> np
 GATHER_BYTES = 256 * 1024
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+#: numba compiles fastmath code differently when it compiles it fresh and when it reads it
+#: from its on-disk cache (numba issue 10617): the vectorised sums add up in another order,
+#: and iALS's vectors differed in about half their values (up to 1.5e-5) between the first
+#: process after a change and every later one, so a seed did not give the same vectors (the
+#: flaky contract test, the tuned means that moved between runs). These kernels are
+#: therefore compiled in every process (about 7 s, once), never read from the cache: a
+#: kernel that sums in a fixed order is the same everywhere but 1.7x slower.
+_CACHE = False
+
+
+@njit(parallel=True, fastmath=True, cache=_CACHE)
 def _cg_rows(indptr, indices, rows, cols, gram, alpha0, reg, steps, work,
              gathered):  # pragma: no cover - numba
     """In place, for every row ``u``: ``steps`` conjugate-gradient steps on
@@ -135,7 +146,7 @@ def _cg_rows(indptr, indices, rows, cols, gram, alpha0, reg, steps, work,
                     resid, direction, applied)
 
 
-@njit(inline="always", fastmath=True, cache=True)
+@njit(inline="always", fastmath=True, cache=_CACHE)
 def _cg_row(x, cols, indices, lo, hi, gram, alpha0, reg, steps, resid, direction,
             applied):  # pragma: no cover - numba
     """``steps`` conjugate-gradient steps for one row, in place on ``x``; its columns'
@@ -173,7 +184,7 @@ def _cg_row(x, cols, indices, lo, hi, gram, alpha0, reg, steps, resid, direction
         rs = rs_new
 
 
-@njit(inline="always", fastmath=True, cache=True)
+@njit(inline="always", fastmath=True, cache=_CACHE)
 def _apply(v, cols, indices, lo, hi, gram, alpha0, reg, out):  # pragma: no cover - numba
     """``out = sum_i c_i (c_i . v) + alpha0 G v + reg v`` for one row's columns."""
     dim = v.size
@@ -205,11 +216,17 @@ def solve_side(pattern: tuple[np.ndarray, np.ndarray], rows: np.ndarray, cols: n
     threads = numba.get_num_threads()  # the ids numba.get_thread_id() returns in this call
     work = np.zeros((threads, 3, dim), np.float32)
     gathered = np.zeros((threads, gather_bytes // (4 * dim), dim), np.float32)
-    _cg_rows(pattern[0], pattern[1], rows, cols, gram, np.float32(alpha0),
-             reg.astype(np.float32), steps, work, gathered)
+    # under torchrun each rank solves its share of the rows (a row's solve reads only the
+    # fixed side, so it is the same wherever it runs) and the shares are gathered back
+    lo, hi = share(rows.shape[0])
+    mine = rows[lo:hi]  # a view: solved in place
+    _cg_rows(pattern[0][lo:hi + 1], pattern[1], mine, cols, gram, np.float32(alpha0),
+             reg[lo:hi].astype(np.float32), steps, work, gathered)
+    if hi - lo != rows.shape[0]:
+        rows[:] = all_gather_rows(mine)
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=True, cache=_CACHE)
 def _observed_error(indptr, indices, rows, cols):  # pragma: no cover - numba
     """``sum over observed (u, i) of (rows[u] . cols[i] - 1)^2`` in float64."""
     total = 0.0
