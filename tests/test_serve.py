@@ -41,6 +41,7 @@ def test_methods_follow_the_leaderboard_and_name_the_defaults(served):
     assert not pop["items"] and not pop["coldstart"]
     assert body["defaults"]["coldstart"] == "eges"
     assert body["defaults"]["similar"] in ("cleora", "eges")
+    assert body["parameters"] == "every method at its defaults"  # preset=False
 
 
 def test_search_puts_titles_that_start_with_the_query_first(served):
@@ -193,6 +194,23 @@ def test_held_out_marks_come_from_the_run_without_the_data(served, tmp_path):
         assert ours == theirs
     marks = [r["held_out"] for r in ours["recommendations"]]
     assert all(isinstance(m, bool) for m in marks) and any(marks)
+
+
+def test_the_parameters_note_names_the_preset_and_its_budget(served, tmp_path):
+    import json
+    import shutil
+
+    run, _ = served
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["preset"] = {"dataset": "ml-100k", "protocol": "user-time-0.2", "trials": 20,
+                          "timeout_seconds": 240.0, "made": "2026-12-01", "command": "x"}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    note = RunService(copy, layout="pca").parameters_note
+    assert note.startswith("Parameters: the tuned preset for ml-100k, user-time-0.2")
+    assert "20 trials" in note and "240" in note
+    assert "own parameters" in RunService(copy / "cleora", layout="pca").parameters_note
 
 
 def test_hnsw_index_finds_the_exact_neighbours_and_is_cached(served, tmp_path):

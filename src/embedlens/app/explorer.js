@@ -1,6 +1,6 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
-let METHODS = [], DEFAULTS = {}, MAP = null, VIEW = null, SELECTED = new Set();
+let METHODS = [], DEFAULTS = {}, PARAMETERS = "", MAP = null, VIEW = null, SELECTED = new Set();
 // report.html carries its data inline (window.EMBEDLENS_STATIC) and answers the same
 // questions without a server; the page served by `embedlens serve` asks the API
 const STATIC = window.EMBEDLENS_STATIC || null;
@@ -93,7 +93,7 @@ function on(id, event, handler) {  // the report has no user or cold-start secti
 
 async function init() {
   const info = await api("/api/methods");
-  METHODS = info.methods; DEFAULTS = info.defaults;
+  METHODS = info.methods; DEFAULTS = info.defaults; PARAMETERS = info.parameters || "";
   if ($("run")) {
     $("run").textContent = METHODS.length + " methods; similar uses " + DEFAULTS.similar +
       ", recommend " + DEFAULTS.recommend + ", cold start " + (DEFAULTS.coldstart || "none");
@@ -140,13 +140,15 @@ function board() {
     const r = m.leaderboard || {};
     const k = Object.keys(r).find((key) => /^ndcg@\d+$/.test(key));
     const ci = k ? r[k + "_ci95"] : undefined;
-    const tuned = r.tuning ? (r.tuning.trials + " trials") : "defaults";
+    const tuned = r.tuning ? (r.tuning.trials + " trials" +
+                              (r.tuning.budget ? " (budget: " + r.tuning.budget + ")" : ""))
+      : (PARAMETERS.startsWith("Parameters: the tuned preset") ? "preset" : "as run");
     return row([m.rank, m.method, r.role || "",
       k ? r[k].toFixed(4) + " ± " + (ci === undefined ? "?" : ci.toFixed(4)) : "",
       r.fit_seconds === undefined ? "" : r.fit_seconds.toFixed(1), tuned]);
   });
   $("board").replaceChildren(table(["#", "method", "role", "NDCG (± 95% CI)", "fit s",
-                                     "parameters"], rows));
+                                     "parameters"], rows), el("p", PARAMETERS, "muted"));
 }
 
 let pending = null;

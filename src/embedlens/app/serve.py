@@ -39,7 +39,7 @@ from embedlens.core.embeddings import (
     normalize_title,
 )
 from embedlens.core.errors import DataError, EmbedlensError, UnknownNameError
-from embedlens.core.files import json_safe
+from embedlens.core.files import json_safe, read_json_object
 from embedlens.io.runs import RUN_FILE, RunInfo, load_run
 from embedlens.methods.base import ColdStart, ItemVectors, Model, Scorer, can
 from embedlens.methods.registry import get_method
@@ -256,6 +256,28 @@ class RunService:
                         "search": search, "leaderboard": json_safe(rows.get(name))})
         return out
 
+    @cached_property
+    def parameters_note(self) -> str:
+        """How the run's parameters were chosen: the shipped tuned preset (with its budget),
+        tuning in the run, or the defaults; read from the run's manifest once."""
+        from embedlens.app.queries import MANIFEST
+
+        try:
+            manifest = read_json_object(self.run / MANIFEST, "run manifest")
+        except EmbedlensError:  # one method's run, or an old one
+            return "each method's own parameters (see its run.json)"
+        meta = manifest.get("preset")
+        if isinstance(meta, dict):
+            from embedlens.app.presets import preset_note
+
+            return preset_note({"meta": meta})
+        if manifest.get("tune_trials") or manifest.get("tune_timeout"):
+            from embedlens.app.tune import budget_text
+
+            return ("every method tuned in the run on a validation split cut from train, "
+                    f"{budget_text(manifest.get('tune_trials'), manifest.get('tune_timeout'))}")
+        return "every method at its defaults"
+
     def defaults(self) -> dict[str, str | None]:
         """The method each kind of query uses when none is named."""
         pairs = (("similar", "similar"), ("recommend", "any"), ("coldstart", "coldstart"))
@@ -453,6 +475,7 @@ def create_app(service: RunService, warm: bool = False, workers: int = 1) -> Any
     @app.get("/api/methods")
     async def methods() -> JSONResponse:
         return JSONResponse({"methods": service.methods(), "defaults": service.defaults(),
+                             "parameters": service.parameters_note,
                              "ready": service.ready.is_set()})
 
     @app.get("/api/search")
