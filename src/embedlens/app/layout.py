@@ -10,7 +10,6 @@ from, since UMAP at 59k movies takes minutes.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import warnings
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import numpy as np
 
 from embedlens.core.embeddings import l2_normalize
 from embedlens.core.errors import DataError
-from embedlens.core.files import load_arrays, save_arrays
+from embedlens.core.files import array_digest, load_arrays, save_arrays
 
 #: The layouts a user may ask for.
 LAYOUTS = ("auto", "umap", "pca")
@@ -93,7 +92,7 @@ def cached_layout(folder: Path, vectors: np.ndarray, kind: str = "auto",
     written (a read-only copy of a run) only costs the cache."""
     kind = resolve_layout(kind)
     x = np.ascontiguousarray(vectors, dtype=np.float32)
-    digest = hashlib.sha256(x.tobytes()).hexdigest() + f"-{x.shape[0]}x{x.shape[1]}-{seed}"
+    digest = f"{array_digest(x)}-{seed}"
     path = Path(folder) / f"map-{kind}.npz"
     if path.is_file():
         try:

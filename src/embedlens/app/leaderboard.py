@@ -213,9 +213,8 @@ class Leaderboard:
         assert row.result is not None
         return row.result.ci95[f"ndcg@{self.k}"]
 
-    def ties_with_best(self, row: Row) -> bool:
-        """Whether ``row``'s 95% CI overlaps the best row's: the data cannot rank them."""
-        best = self.ranked()[0]
+    def ties_with(self, row: Row, best: Row) -> bool:
+        """Whether ``row``'s 95% CI overlaps ``best``'s: the data cannot rank them."""
         return (self.score(row) + self.score_ci(row)
                 >= self.score(best) - self.score_ci(best))
 
@@ -230,7 +229,8 @@ class Leaderboard:
                 "RMSE", "fit s"]
         out = ["<table class=sortable><tr>" + "".join(f"<th>{e(h)}</th>" for h in head)
                + "</tr>"]
-        for rank, r in enumerate(self.ranked(), 1):
+        ranked = self.ranked()
+        for rank, r in enumerate(ranked, 1):
             res = r.result
             assert res is not None
             rmse = f"{res.rmse:.4f}" if res.rmse is not None else ""
@@ -242,7 +242,7 @@ class Leaderboard:
                 *(res.metrics[f"{m}@{k}"] for m in CI_METRICS), res.coverage, res.rmse,
                 res.fit_seconds]
             marks = [r.role] + (["best"] if rank == 1 else
-                                ["tie"] if self.ties_with_best(r) else [])
+                                ["tie"] if self.ties_with(r, ranked[0]) else [])
             out.append(f"<tr class='{' '.join(marks)}'>" + "".join(
                 f"<td>{t}</td>" if v is None else f"<td class=num data-v={v:.6g}>{t}</td>"
                 for t, v in zip(texts, values, strict=True)) + "</tr>")

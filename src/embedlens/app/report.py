@@ -185,7 +185,7 @@ def explorer_data(embedded: dict[str, Embeddings], board: Leaderboard, data: Eva
     nearest movies to the :data:`N_EXPLORE` most-rated ones, and its 2-D map of the
     :data:`N_MAP` most-rated."""
     ids = data.train.items.ids
-    popularity = np.bincount(data.train.ratings.indices, minlength=ids.size)
+    popularity = data.train.item_counts()
     titles: dict[object, str] = {}
     if ds.items is not None:
         titles = {i: t or "" for i, t in ds.items.select("item_id", "title").rows()}
@@ -247,7 +247,7 @@ def nearest_rows(unit: np.ndarray, queries: np.ndarray, k: int,
 
 def famous_movies(data: EvalSplit, n: int) -> list[object]:
     """The ``n`` most-rated movie ids of the train split (ties: lower id first)."""
-    counts = np.asarray(data.train.binary().sum(axis=0)).ravel()
+    counts = data.train.item_counts()
     order = np.lexsort((np.arange(counts.size), -counts))[:n]
     return data.train.items.ids[order].tolist()
 

@@ -3,8 +3,10 @@
 :class:`RunService` answers the questions (methods, title search, similar movies, top-K for a
 user, a user's history, cold start, a 2-D map); :func:`create_app` puts it behind FastAPI.
 Every value a request carries is checked against what the run holds (its methods, movie ids
-and titles, user ids) and bounded in size; nothing in a request reaches the filesystem, and
-the server writes nothing. Each method's model is loaded on its first query and kept.
+and titles, user ids) and bounded in size; nothing in a request reaches the filesystem. The
+only files the server writes are caches beside a method's own (a map layout, an HNSW
+index). Each method is loaded once, in the background after start-up or on its first
+query, and kept.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -28,7 +30,6 @@ from embedlens.app.report import main_genre_of
 from embedlens.app.train import HeldOut, load_heldout, load_train
 from embedlens.app.vector_index import (
     ANN_MIN_ITEMS,
-    INDEXES,
     MovieIndex,
     movie_index,
     resolve_index,
@@ -43,6 +44,8 @@ from embedlens.core.files import json_safe, read_json_object
 from embedlens.io.runs import RUN_FILE, RunInfo, load_run
 from embedlens.methods.base import ColdStart, ItemVectors, Model, Scorer, can
 from embedlens.methods.registry import get_method
+
+T = TypeVar("T")
 
 #: Largest ``k`` a query may ask for, and longest text it may send.
 MAX_K = 100
@@ -112,8 +115,7 @@ class RunService:
         self.data_dir = data_dir
         self.log = log
         self.layout = resolve_layout(layout)  # both checked before anything is read
-        if index not in INDEXES:
-            resolve_index(index, 0)  # one clear error naming the choices
+        resolve_index(index, 0)
         if (self.run / RUN_FILE).is_file():
             self.board = None
             info = RunInfo.load(self.run)
@@ -138,7 +140,7 @@ class RunService:
         ids = self.train.items.ids
         self.titles: dict[Any, str] = (
             {} if titles is None else dict(zip(ids.tolist(), titles.tolist(), strict=True)))
-        self.popularity = np.bincount(self.train.ratings.indices, minlength=len(ids))
+        self.popularity = self.train.item_counts()
         self.index_kind = resolve_index(index, len(ids))
         if (index == "auto" and self.index_kind == "exact" and len(ids) >= ANN_MIN_ITEMS
                 and log is not None):
@@ -183,29 +185,30 @@ class RunService:
             raise DataError(f"{method} has no movie vectors; choose a method that has.")
         return model.item_vectors()
 
+    def _once(self, store: dict[str, T], method: str, build: Callable[[], T]) -> T:
+        """``store[method]``, built on first use. Built outside the lock (it may take
+        seconds, and other queries go on meanwhile); if two threads built it, the first
+        kept wins."""
+        with self._lock:
+            cached = store.get(method)
+        if cached is not None:
+            return cached
+        built = build()
+        with self._lock:
+            return store.setdefault(method, built)
+
     def _unit_items(self, method: str) -> Embeddings:
         """``method``'s movie vectors scaled to unit length, once: a cosine query is then
-        one product, not a normalisation of the whole table per request."""
-        with self._lock:
-            cached = self._unit.get(method)
-        if cached is None:  # item_vectors() may centre a copy of the table: only once
-            cached = self._items(method).normalized()
-            with self._lock:
-                cached = self._unit.setdefault(method, cached)
-        return cached
+        one product, not a normalisation of the whole table per request (item_vectors() may
+        centre a copy of the table)."""
+        return self._once(self._unit, method, lambda: self._items(method).normalized())
 
     def _index(self, method: str) -> MovieIndex:
         """The nearest-movie search over ``method``'s unit vectors, built (or read from the
         run folder) once."""
-        with self._lock:
-            cached = self._indexes.get(method)
-        if cached is None:
-            index = movie_index(self._unit_items(method).vectors, self.index_kind,
-                                self.dirs[method], threads=os.cpu_count() or 1,
-                                log=self._say(method))
-            with self._lock:
-                cached = self._indexes.setdefault(method, index)
-        return cached
+        return self._once(self._indexes, method, lambda: movie_index(
+            self._unit_items(method).vectors, self.index_kind, self.dirs[method],
+            threads=os.cpu_count() or 1, log=self._say(method)))
 
     def _say(self, method: str) -> Callable[[str], None] | None:
         if self.log is None:

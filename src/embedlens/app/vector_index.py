@@ -14,9 +14,9 @@ against the table and sorted, so a served score never differs from ``similar``'s
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,7 +24,7 @@ import numpy as np
 
 from embedlens.core.embeddings import top_by_dot
 from embedlens.core.errors import DataError
-from embedlens.core.files import atomic_path, write_json
+from embedlens.core.files import array_digest, atomic_path, write_json
 
 #: The searches a user may ask for.
 INDEXES = ("auto", "exact", "hnsw")
@@ -184,14 +184,14 @@ def hnsw_available() -> bool:
 
 
 def movie_index(unit: np.ndarray, kind: str, folder: Path | None = None,
-                threads: int = 1, log: object = None) -> MovieIndex:
+                threads: int = 1, log: Callable[[str], None] | None = None) -> MovieIndex:
     """The index ``kind`` asks for over ``unit`` (unit-length rows): exact, or HNSW read
     from ``folder`` when one was built there for these rows, else built (and saved there
     when the folder can be written)."""
     kind = resolve_index(kind, unit.shape[0])
     if kind == "exact":
         return ExactIndex(unit)
-    digest = hashlib.sha256(np.ascontiguousarray(unit).tobytes()).hexdigest()
+    digest = array_digest(unit)
     path = None if folder is None else Path(folder) / "index-hnsw.bin"
     if path is not None:
         loaded = HNSWIndex.load(path, unit, digest)
@@ -199,7 +199,7 @@ def movie_index(unit: np.ndarray, kind: str, folder: Path | None = None,
             return loaded
     start = time.perf_counter()
     index = HNSWIndex.build(unit, threads)
-    if callable(log):
+    if log is not None:
         log(f"built an HNSW index of {unit.shape[0]:,} movies in "
             f"{time.perf_counter() - start:.0f} s; recall@10 against exact search "
             f"{index.recall:.3f} ({RECALL_QUERIES} movies, search effort {index.ef})")

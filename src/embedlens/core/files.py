@@ -106,6 +106,16 @@ def parquet_metadata(path: str | Path) -> dict[str, str]:
         raise DataError(f"{path} is not a readable Parquet file ({_short(exc)}).") from None
 
 
+def array_digest(array: Any) -> str:
+    """A SHA-256 of an array's values and shape: what a cache made from it is keyed by."""
+    import hashlib
+
+    import numpy as np
+
+    x = np.ascontiguousarray(array)
+    return f"{hashlib.sha256(x.tobytes()).hexdigest()}-{'x'.join(map(str, x.shape))}-{x.dtype}"
+
+
 def json_safe(value: Any) -> Any:
     """``value`` with every NaN or infinite float made ``None`` (JSON has neither)."""
     if isinstance(value, dict):

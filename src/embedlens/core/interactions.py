@@ -56,6 +56,11 @@ class InteractionMatrix:
         """(n_users, n_items)."""
         return self.ratings.shape
 
+    def item_counts(self) -> np.ndarray:
+        """How many users have each item (its train popularity), without copying the
+        matrix."""
+        return np.bincount(self.ratings.indices, minlength=self.shape[1])
+
     def binary(self) -> sp.csr_matrix:
         """The users x items 0/1 incidence matrix (float32)."""
         b = self.ratings.copy()
