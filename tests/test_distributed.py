@@ -45,11 +45,22 @@ WALKS = {"node2vec": {"dim": 32}, "deepwalk": {"dim": 32, "window": 2},
          "ials": {"dim": 32, "epochs": 4}}
 
 
+#: Torch methods whose loss draws nothing at random: each rank takes its share of every
+#: batch and the gradients are summed, so two ranks give one process's vectors (to float
+#: rounding).
+SUMMED = {"rating-mf": {"dim": 16, "epochs": 3}, "elsa": {"dim": 32, "epochs": 3}}
+#: Methods whose ranks draw differently: two-tower's negatives (each rank its own), EGES's
+#: local SGD on each rank's walks (tables averaged 16 times an epoch). The ranks must hold
+#: the same vectors, as good as one process's.
+DRAWN = {"two-tower": {"dim": 32, "epochs": 10}, "eges": {"dim": 32}}
+
+
 def _worker(rank: int, size: int, port: int, ml_dir: str, model_dir: str, out: str) -> None:
-    """One rank: fit Cleora and evaluate both its own model and the single-process one."""
+    """One rank: fit every method above, and evaluate both its own Cleora and the
+    single-process one."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(size), EMBEDLENS_QUIET="1")
-    from embedlens.core.distributed import init_from_env
+    from embedlens.core.distributed import init_from_env, rank_report, work_done
     from embedlens.data import load_movielens
     from embedlens.evaluation.evaluate import evaluate_model
     from embedlens.evaluation.splits import EvalSplit
@@ -58,13 +69,21 @@ def _worker(rank: int, size: int, port: int, ml_dir: str, model_dir: str, out: s
 
     w = init_from_env()
     assert (w.rank, w.size, w.backend) == (rank, size, "gloo")
-    data = EvalSplit.prepare(load_movielens("ml-100k", data_dir=ml_dir), "user-time-0.2")
+    ds = load_movielens("ml-100k", data_dir=ml_dir)
+    data = EvalSplit.prepare(ds, "user-time-0.2")
     model = get_method("cleora")(dim=64).fit(data.train)
     single = load_run(Path(model_dir))[1]
+    before = work_done()
     theirs = evaluate_model(single, data, 10)
-    walked = {name: get_method(name)(**params).fit(data.train)
-              for name, params in WALKS.items()}
+    ranks = rank_report(1.5, since=before)
+    walked = {name: get_method(name)(**params).fit(data.train, data.train_dataset(ds))
+              for name, params in {**WALKS, **SUMMED, **DRAWN}.items()}
+    for name in DRAWN:
+        np.save(Path(out) / f"{name}-rank{rank}.npy", walked[name].item_vectors().vectors)
+        (Path(out) / f"{name}-rank{rank}.json").write_text(json.dumps(
+            evaluate_model(walked[name], data, 10).metrics["ndcg@10"]))
     if w.main:
+        (Path(out) / "ranks.json").write_text(json.dumps(ranks))
         np.save(Path(out) / "vectors.npy", model.item_vectors().vectors)
         (Path(out) / "theirs.json").write_text(json.dumps(theirs.to_dict()))
         for name, fitted in walked.items():
@@ -82,7 +101,8 @@ def test_two_ranks_give_one_process_results(ml_dir, tmp_path):
     from embedlens.evaluation.splits import EvalSplit
     from embedlens.methods.registry import get_method
 
-    data = EvalSplit.prepare(load_movielens("ml-100k", data_dir=ml_dir), "user-time-0.2")
+    ds = load_movielens("ml-100k", data_dir=ml_dir)
+    data = EvalSplit.prepare(ds, "user-time-0.2")
     model = get_method("cleora")(dim=64).fit(data.train)
     model.save(tmp_path / "single")
     (tmp_path / "single" / "run.json").write_text(json.dumps(
@@ -101,6 +121,27 @@ def test_two_ranks_give_one_process_results(ml_dir, tmp_path):
     for name, params in WALKS.items():
         alone = get_method(name)(**params).fit(data.train).item_vectors().vectors
         np.testing.assert_array_equal(np.load(tmp_path / f"{name}.npy"), alone, err_msg=name)
+    # torch methods with a deterministic loss: each rank's share of every batch, gradients
+    # summed: one process's vectors to float rounding
+    for name, params in SUMMED.items():
+        alone = get_method(name)(**params).fit(data.train).item_vectors().vectors
+        np.testing.assert_allclose(np.load(tmp_path / f"{name}.npy"), alone, atol=1e-4,
+                                   err_msg=name)
+    # ranks that draw their own negatives or run local SGD: the same vectors on both ranks,
+    # and as good as one process (NDCG@10 within a tenth of it)
+    for name, params in DRAWN.items():
+        np.testing.assert_array_equal(np.load(tmp_path / f"{name}-rank0.npy"),
+                                      np.load(tmp_path / f"{name}-rank1.npy"), err_msg=name)
+        alone = get_method(name)(**params).fit(data.train, data.train_dataset(ds))
+        one = evaluate_model(alone, data, 10).metrics["ndcg@10"]
+        two = json.loads((tmp_path / f"{name}-rank0.json").read_text())
+        assert two == pytest.approx(one, rel=0.1), (name, one, two)
+    # each rank's share of the scoring is recorded: half the test users each
+    ranks = json.loads((tmp_path / "ranks.json").read_text())
+    assert [r["rank"] for r in ranks] == [0, 1]
+    assert [r["work"] for r in ranks] == [{"test users": n} for n in (
+        (data.users.size + 1) // 2, data.users.size // 2)]
+    assert all(r["seconds"] == 1.5 and r["peak_rss_mb"] > 0 for r in ranks)
     # the same model scored by two ranks: every metric and CI to the bit
     shared = json.loads((tmp_path / "theirs.json").read_text())
     shared.pop("eval_seconds")
@@ -123,7 +164,11 @@ def test_train_and_evaluate_under_torchrun_write_one_run(ml_dir, tmp_path):
         capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     info = json.loads((out / "run.json").read_text())
+    ranks = info["distributed"].pop("ranks")
     assert info["distributed"] == {"backend": "gloo", "world_size": 2}
+    # each rank's share of the hyperedges (users), its fit time and memory
+    shares = [r["work"]["hyperedges"] for r in ranks]
+    assert abs(shares[0] - shares[1]) <= 4 and all(r["seconds"] > 0 for r in ranks)
     assert proc.stdout.count("Trained cleora on ml-100k") == 1  # rank 1 prints nothing
     single = tmp_path / "cleora1"
     cli("train", "cleora", "--dataset", "ml-100k", "--data-dir", str(ml_dir), "--out",
@@ -166,7 +211,9 @@ def test_a_whole_run_under_torchrun_is_written_once(ml_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     manifest = json.loads((two / "manifest.json").read_text())
     assert manifest["state"] == "done"
+    ranks = manifest["distributed"].pop("ranks")
     assert manifest["distributed"] == {"backend": "gloo", "world_size": 2}
+    assert [sorted(r["work"]) for r in ranks] == [["hyperedges", "test users"]] * 2
     assert set(Path(tempfile.gettempdir()).glob("embedlens-rank*")) == before
     one = tmp_path / "one"
     cli(*args, "--out", str(one))

@@ -130,6 +130,18 @@ def test_embedlens_threads_sizes_every_pool_and_torch_during_a_fit():
     assert _fresh(code, EMBEDLENS_THREADS="1").stdout.split() == ["1", "1", "1", "2"]
 
 
+def test_ranks_torchrun_starts_on_one_machine_share_its_cores(monkeypatch):
+    from embedlens.core.threads import THREADS_ENV, thread_budget, usable_cores
+
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert thread_budget() == max(1, usable_cores() // 2)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(usable_cores() * 4))
+    assert thread_budget() == 1  # never none
+    monkeypatch.setenv(THREADS_ENV, "3")  # the user's word wins
+    assert thread_budget() == 3
+
+
 def test_a_bad_thread_budget_is_one_line_and_exit_2():
     proc = subprocess.run([sys.executable, "-c", "from embedlens.app.cli import main; main()",
                            "methods"], capture_output=True, text=True, timeout=120,

@@ -31,7 +31,7 @@ from embedlens.app.config import RunConfig
 from embedlens.app.leaderboard import LEADERBOARD, Leaderboard, Row, coldstart_markdown
 from embedlens.app.queries import COLDSTART, MANIFEST
 from embedlens.app.train import fit_and_save, save_train, score_run
-from embedlens.core.distributed import world
+from embedlens.core.distributed import rank_report, work_done, world, world_record
 from embedlens.core.errors import DataError, EmbedlensError
 from embedlens.core.files import read_json_object, write_json, write_text
 from embedlens.core.progress import note
@@ -115,6 +115,7 @@ def _run_checked(config: RunConfig, out: Path, force: bool, resume: bool,
 def _run_in(folder: OwnedFolder, config: RunConfig, ds: Dataset, data: EvalSplit,
             resume: bool, started: float) -> RunResult:
     out = folder.path
+    work_before = work_done()
     finished = _finished(out, config) if resume else {}
     result = RunResult(out, Leaderboard([]))
     rows = result.board.rows
@@ -201,7 +202,9 @@ def _run_in(folder: OwnedFolder, config: RunConfig, ds: Dataset, data: EvalSplit
             f"--out {out} --resume` finishes it; --force starts over.") from None
     result.coldstart = _coldstart_stage(config, ds, out)
     result.seconds = round(time.perf_counter() - started, 1)
-    _write_outputs(result, config, ds, data, states)
+    # under torchrun: each rank's share of the run's work, time and memory, for the manifest
+    ranks = rank_report(result.seconds, since=work_before)
+    _write_outputs(result, config, ds, data, states, ranks)
     return result
 
 
@@ -346,7 +349,7 @@ def _occupied(path: Path) -> str:
 
 
 def _write_outputs(result: RunResult, config: RunConfig, ds: Dataset, data: EvalSplit,
-                   states: dict[str, str]) -> None:
+                   states: dict[str, str], ranks: list[dict[str, Any]] | None = None) -> None:
     out = result.out
     config.to_toml(out / "config.toml")
     result.board.save(out / LEADERBOARD)
@@ -367,16 +370,17 @@ def _write_outputs(result: RunResult, config: RunConfig, ds: Dataset, data: Eval
                      result.seconds, result.coldstart)
     except Exception as exc:  # the numbers are written; the run is not complete without it
         write_text(out / "report-error.txt", traceback.format_exc())
-        _write_manifest(out, config, "report failed", states, result.seconds)
+        _write_manifest(out, config, "report failed", states, result.seconds, ranks)
         raise EmbedlensError(
             f"report.html could not be written ({type(exc).__name__}: {exc}); the leaderboard "
             f"is in {out}, the traceback in report-error.txt. `embedlens run --out {out} "
             "--resume` retries.") from exc
-    _write_manifest(out, config, "done", states, result.seconds)
+    _write_manifest(out, config, "done", states, result.seconds, ranks)
 
 
 def _write_manifest(
-    out: Path, config: RunConfig, state: str, methods: dict[str, str], seconds: float = 0.0
+    out: Path, config: RunConfig, state: str, methods: dict[str, str], seconds: float = 0.0,
+    ranks: list[dict[str, Any]] | None = None,
 ) -> None:
     manifest = {
         "command": "embedlens run", "state": state, "dataset": config.dataset,
@@ -387,7 +391,7 @@ def _write_manifest(
         "versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "methods": methods,
     }
-    w = world()
-    if w.size > 1:
-        manifest["distributed"] = {"backend": w.backend, "world_size": w.size}
+    record = world_record(ranks)
+    if record is not None:
+        manifest["distributed"] = record
     write_json(out / MANIFEST, manifest)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from embedlens.core.distributed import world
+from embedlens.core.distributed import rank_report, work_done, world, world_record
 from embedlens.core.errors import DataError
 from embedlens.core.files import atomic_path, load_arrays, save_arrays, write_json
 from embedlens.core.interactions import InteractionMatrix
@@ -110,15 +110,16 @@ def fit_and_save(
     last, so the run counts as complete only once everything else is on disk). With
     ``with_train`` the train matrix goes along (a full run keeps one for all methods)."""
     start = time.perf_counter()
+    before = work_done()
     model.fit(data.train, data.train_dataset(ds))
     fit_seconds = time.perf_counter() - start
-    w = world()
     info = RunInfo(
         method=model.name, dataset=dataset_ref(dataset), protocol=data.protocol,
         data_dir=data_dir, params=model.params, fit_seconds=round(fit_seconds, 3),
         versions=versions(), created=time.strftime("%Y-%m-%dT%H:%M:%S"), columns=columns,
-        distributed=None if w.size == 1 else {"backend": w.backend, "world_size": w.size},
+        distributed=world_record(rank_report(fit_seconds, since=before)),
     )
+    w = world()
     if not w.main:  # under torchrun only rank 0 writes
         return info
     model.save(folder)

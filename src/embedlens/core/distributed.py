@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -69,13 +70,68 @@ def init_from_env(backend: str | None = None) -> World:
     return world()
 
 
-def share(n: int, w: World | None = None) -> tuple[int, int]:
+#: What this process did, by kind of unit ("hyperedges", "walks", "train rows", "test
+#: users", ...): the share each rank took, for the run record (:func:`rank_report`).
+_WORK: dict[str, int] = {}
+
+
+def share(n: int, w: World | None = None, kind: str | None = None) -> tuple[int, int]:
     """This rank's contiguous share ``[lo, hi)`` of ``n`` items (the first ``n % size`` ranks
-    get one more)."""
+    get one more). ``kind`` names the units so that the share is counted in this rank's
+    :func:`work_done`."""
     w = w or world()
     base, extra = divmod(n, w.size)
     lo = w.rank * base + min(w.rank, extra)
-    return lo, lo + base + (1 if w.rank < extra else 0)
+    hi = lo + base + (1 if w.rank < extra else 0)
+    if kind is not None:
+        _WORK[kind] = _WORK.get(kind, 0) + hi - lo
+    return lo, hi
+
+
+def work_done() -> dict[str, int]:
+    """The units of work this process has counted through :func:`share` so far."""
+    return dict(_WORK)
+
+
+def rank_report(seconds: float, since: dict[str, int] | None = None
+                ) -> list[dict[str, Any]] | None:
+    """Every rank's ``seconds``, peak resident memory and the work it counted since the
+    :func:`work_done` snapshot ``since``, in rank order, for the run record; None on one
+    process. Every rank must call it."""
+    w = world()
+    if w.size == 1:
+        return None
+    before = since or {}
+    work = {k: v - before.get(k, 0) for k, v in _WORK.items() if v != before.get(k, 0)}
+    mine = {"rank": w.rank, "seconds": round(seconds, 3), "peak_rss_mb": _peak_rss_mb(),
+            "work": work}
+    gathered: list[Any] = [None] * w.size
+    _dist().all_gather_object(gathered, mine)
+    return gathered
+
+
+def world_record(ranks: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+    """What a run record says of the world: None on one process, else the backend, the
+    world size and (from :func:`rank_report`) each rank's share of the work and time."""
+    w = world()
+    if w.size == 1:
+        return None
+    record: dict[str, Any] = {"backend": w.backend, "world_size": w.size}
+    if ranks is not None:
+        record["ranks"] = ranks
+    return record
+
+
+def _peak_rss_mb() -> float | None:
+    """This process's peak resident memory (the kernel's high-water mark), or None where
+    /proc is not there."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
 
 
 def all_reduce_sum(array: np.ndarray) -> np.ndarray:
@@ -85,17 +141,10 @@ def all_reduce_sum(array: np.ndarray) -> np.ndarray:
     if w.size == 1:
         return array
     import torch
-    import torch.distributed as dist
 
     if not array.flags.c_contiguous:
         raise ValueError("all_reduce_sum needs a C-contiguous array")
-    tensor = torch.from_numpy(array)  # shares the memory
-    if w.backend == "nccl":  # NCCL moves GPU memory only
-        on_gpu = tensor.cuda()
-        dist.all_reduce(on_gpu, op=dist.ReduceOp.SUM)
-        tensor.copy_(on_gpu.cpu())
-    else:
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    _all_reduce(torch.from_numpy(array), w)  # shares the memory
     return array
 
 
@@ -103,26 +152,110 @@ def all_gather_rows(part: np.ndarray) -> np.ndarray:
     """Every rank's ``part`` (same trailing shape and dtype, any number of rows) stacked in
     rank order: what one process computes over all rows when each rank took its
     :func:`share`."""
+    if world().size == 1:
+        return part
+    import torch
+
+    gathered = gather_tensor_rows(torch.from_numpy(np.ascontiguousarray(part)))
+    return np.asarray(gathered.cpu().numpy())
+
+
+def gather_tensor_rows(part: Any, sizes: list[int] | None = None) -> Any:
+    """:func:`all_gather_rows` for a torch tensor (on the GPU under NCCL); ``sizes``: every
+    rank's row count when already known (saves one exchange)."""
     w = world()
     if w.size == 1:
         return part
     import torch
     import torch.distributed as dist
 
-    part = np.ascontiguousarray(part)
-    counts = np.zeros(w.size, dtype=np.int64)
-    counts[w.rank] = part.shape[0]
-    all_reduce_sum(counts)
-    most = int(counts.max())
-    padded = np.zeros((most, *part.shape[1:]), dtype=part.dtype)
+    device = _collective_device(w)
+    if sizes is None:
+        counts = torch.zeros(w.size, dtype=torch.int64, device=device)
+        counts[w.rank] = part.shape[0]
+        dist.all_reduce(counts)
+        sizes = [int(c) for c in counts.cpu()]
+    padded = torch.zeros((max(sizes), *part.shape[1:]), dtype=part.dtype, device=device)
     padded[: part.shape[0]] = part
-    mine = torch.from_numpy(padded)
-    if w.backend == "nccl":  # NCCL moves GPU memory only
-        mine = mine.cuda()
-    gathered = [torch.empty_like(mine) for _ in range(w.size)]
-    dist.all_gather(gathered, mine)
-    return np.concatenate([g.cpu().numpy()[: int(c)]
-                           for g, c in zip(gathered, counts, strict=True)])
+    gathered = [torch.empty_like(padded) for _ in range(w.size)]
+    dist.all_gather(gathered, padded)
+    return torch.cat([g[:n] for g, n in zip(gathered, sizes, strict=True)]).to(part.device)
+
+
+def _collective_device(w: World) -> Any:
+    import torch
+
+    return torch.device("cuda", torch.cuda.current_device()) if w.backend == "nccl" \
+        else torch.device("cpu")
+
+
+def broadcast_tensor(tensor: Any) -> Any:
+    """Rank 0's ``tensor`` on every rank (in place; same shape and dtype everywhere)."""
+    w = world()
+    if w.size == 1:
+        return tensor
+    import torch.distributed as dist
+
+    if w.backend == "nccl" and not tensor.is_cuda:
+        on_gpu = tensor.cuda()
+        dist.broadcast(on_gpu, 0)
+        return tensor.copy_(on_gpu.cpu())
+    dist.broadcast(tensor, 0)
+    return tensor
+
+
+def sum_gradients(parameters: Any) -> None:
+    """Every parameter's gradient summed over the ranks, in place, so that each rank's
+    optimiser takes the same step (data parallelism: each rank's loss covered its share of
+    one batch). Dense gradients travel as one buffer per dtype; a sparse gradient (an
+    embedding's rows) is gathered, not densified, so only the rows some rank touched
+    travel. Every rank must pass the same parameters, each with a gradient of the same
+    kind."""
+    w = world()
+    if w.size == 1:
+        return
+    import torch
+
+    params = list(parameters)
+    if any(p.grad is None for p in params):
+        raise ValueError("sum_gradients: a parameter has no gradient on this rank")
+    by_dtype: dict[Any, list[Any]] = {}
+    for p in params:
+        if not p.grad.is_sparse:
+            by_dtype.setdefault(p.grad.dtype, []).append(p)
+    for group in by_dtype.values():
+        flat = torch.cat([p.grad.reshape(-1) for p in group])
+        _all_reduce(flat, w)
+        offset = 0
+        for p in group:
+            p.grad.copy_(flat[offset : offset + p.grad.numel()].view_as(p.grad))
+            offset += p.grad.numel()
+    sparse = [p for p in params if p.grad.is_sparse]
+    if not sparse:
+        return
+    grads = [p.grad.coalesce() for p in sparse]
+    counts = torch.zeros((w.size, len(grads)), dtype=torch.int64, device=_collective_device(w))
+    counts[w.rank] = torch.tensor([g.indices().shape[1] for g in grads])
+    _all_reduce(counts, w)  # one exchange tells every table's row counts
+    for k, (p, g) in enumerate(zip(sparse, grads, strict=True)):
+        sizes = [int(c) for c in counts[:, k].cpu()]
+        rows = gather_tensor_rows(g.indices()[0], sizes)
+        values = gather_tensor_rows(g.values(), sizes)
+        # rows some ranks share appear once per rank; the optimiser's coalesce adds them
+        p.grad = torch.sparse_coo_tensor(rows[None, :], values, g.shape, check_invariants=False)
+
+
+def _all_reduce(tensor: Any, w: World) -> None:
+    """Sum ``tensor`` over the ranks in place (through the GPU under NCCL, which moves GPU
+    memory only)."""
+    import torch.distributed as dist
+
+    if w.backend == "nccl" and not tensor.is_cuda:
+        on_gpu = tensor.cuda()
+        dist.all_reduce(on_gpu)
+        tensor.copy_(on_gpu.cpu())
+    else:
+        dist.all_reduce(tensor)
 
 
 def _dist() -> Any:

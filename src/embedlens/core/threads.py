@@ -34,11 +34,16 @@ def usable_cores() -> int:
 
 
 def thread_budget() -> int:
-    """Threads each pool may use: ``EMBEDLENS_THREADS`` when set, else the usable cores.
-    A value that is not a positive whole number is one clear error."""
+    """Threads each pool may use: ``EMBEDLENS_THREADS`` when set, else the usable cores
+    (divided among the ranks torchrun started on this machine, ``LOCAL_WORLD_SIZE``). A
+    value that is not a positive whole number is one clear error."""
     raw = os.environ.get(THREADS_ENV)
     if raw is None or raw.strip() == "":
-        return usable_cores()
+        try:
+            local_ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        except ValueError:
+            local_ranks = 1
+        return max(1, usable_cores() // local_ranks)
     try:
         value = int(raw)
     except ValueError:

@@ -106,7 +106,7 @@ def evaluate_model(model: Model, data: EvalSplit, k: int = 10) -> EvalResult:
     start = time.perf_counter()
     # under torchrun each rank ranks its share of the test users; the top-k lists, put back
     # together in rank order, are exactly one process's, and so are the metrics and CIs
-    lo, hi = share(data.users.size)
+    lo, hi = share(data.users.size, kind="test users")
     recs, _ = topk(
         model.scorer(data.train), data.users[lo:hi], len(data.train.items), k,
         exclude=data.train.ratings, desc=f"{model.name}: top-{k}",

@@ -20,6 +20,13 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 import scipy.sparse as sp
 
+from embedlens.core.distributed import (
+    all_reduce_sum,
+    broadcast_tensor,
+    share,
+    sum_gradients,
+    world,
+)
 from embedlens.core.errors import DataError
 from embedlens.core.files import load_arrays, save_arrays
 from embedlens.core.params import param
@@ -152,16 +159,33 @@ CHECK_ROWS = 2_000_000
 
 def train_rows(rows, batch_size: int, opt, batch_loss) -> float:
     """One pass over ``rows`` (a tensor of training-row positions, already shuffled) in
-    mini-batches (index slices): ``batch_loss(idx)`` gives each batch's loss; returns the
-    mean loss."""
+    mini-batches (index slices): ``batch_loss(idx)`` gives each batch's loss, a mean over
+    its rows; returns the mean loss.
+
+    Under torchrun every rank holds the same ``rows`` and takes its :func:`share` of each
+    batch; its loss is weighted by that share and the gradients are summed over the ranks
+    (:func:`sum_gradients`), so each rank's optimiser takes the step one process takes on
+    the whole batch (to float rounding, as long as the loss draws nothing at random)."""
+    w = world()
     total = 0.0
     for start in range(0, rows.numel(), batch_size):
         idx = rows[start : start + batch_size]
-        loss = batch_loss(idx)
+        if w.size == 1:
+            loss = batch_loss(idx)
+        else:
+            lo, hi = share(idx.numel(), w, kind="train rows")
+            # a rank left without rows (a last batch smaller than the world) still hands
+            # in zero gradients of the right kind, so that the collectives line up
+            loss = batch_loss(idx[lo:hi]) * ((hi - lo) / idx.numel()) if hi > lo else \
+                batch_loss(idx[:1]) * 0.0
         opt.zero_grad()
         loss.backward()
+        if w.size > 1:
+            sum_gradients(p for group in opt.param_groups for p in group["params"])
         opt.step()
         total += float(loss.detach()) * idx.numel()
+    if w.size > 1:
+        total = float(all_reduce_sum(np.array([total]))[0])
     return total / max(1, rows.numel())
 
 
@@ -233,7 +257,9 @@ def fit_epochs(
     stop = False
     trained = 0
     for _ in range(epochs):
-        perm = torch.randperm(n_rows, device=device)
+        # every rank walks rank 0's order (their random streams part once their shares
+        # of a batch draw negatives)
+        perm = broadcast_tensor(torch.randperm(n_rows, device=device))
         for start in range(0, max(n_rows, 1), part):
             if net is not None:
                 net.train()
@@ -243,7 +269,10 @@ def fit_epochs(
             pb.update(1)
             if stopper is None:
                 continue
-            score = validate()
+            # rank 0's score decides for all (every rank holds the same weights, so this
+            # only guards against a rank's rounding parting the ranks' early stopping)
+            score = float(broadcast_tensor(torch.tensor([float(validate())],
+                                                        dtype=torch.float64))[0])
             history[val_key].append(score)
             if on_epoch is not None:
                 on_epoch(len(history["loss"]), score if higher_is_better else -score)

@@ -116,7 +116,7 @@ def _numba_propagate(b: CompactCsr, w, sym, star, x, steps, overwrite_x) -> np.n
     sym = NO_WEIGHTS if bool((sym == 1).all()) else sym
     # under torchrun each rank propagates through its share of the hyperedges, and one
     # all-reduce of the items x dim sums per step adds the shares up
-    first, last = share(n_rows)
+    first, last = share(n_rows, kind="hyperedges")
     chunk = max(1, min(max(last - first, 1), CHUNK_BYTES // (4 * dim)))
     y = np.empty((chunk, dim), dtype=np.float32)
     parts = column_parts(dim)

@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import polars as pl
 
+from embedlens.core.distributed import all_reduce_sum, share
 from embedlens.core.embeddings import Embeddings
 from embedlens.core.errors import DataError
 from embedlens.core.files import load_arrays, read_json_object, save_arrays, write_json
@@ -105,9 +106,12 @@ class EGESModel(EmbeddingModel):
 
         p = self.p
         g = sequence_graph(train)
-        walks = random_walks(g, p.num_walks, p.walk_length, weighted=False, seed=p.seed)
+        # under torchrun each rank walks (and trains on) its share of the starts; the
+        # frequencies that weigh the negatives are every rank's
+        walks = random_walks(g, p.num_walks, p.walk_length, weighted=False, seed=p.seed,
+                             part=share(g.n_nodes * p.num_walks, kind="walks"))
         n = g.n_nodes
-        freq = np.bincount(walks[walks >= 0], minlength=n).astype(np.float64)
+        freq = all_reduce_sum(np.bincount(walks[walks >= 0], minlength=n).astype(np.float64))
 
         self.vocab: dict[str, dict[str, int]] = {f: {} for f in FIELDS}
         slots = {}

@@ -17,6 +17,7 @@ import math
 import numpy as np
 from numba import njit
 
+from embedlens.core.distributed import all_reduce_sum, world
 from embedlens.core.progress import bar
 from embedlens.core.rng import next_below, stream
 from embedlens.methods.eges.net import EGESTables
@@ -30,6 +31,11 @@ FINAL_STEP = 1e-4
 #: Random-stream keys of the negative draws start here (one stream per epoch), far from the
 #: walk streams (keyed by walk number) so that the two never coincide.
 NEGATIVE_STREAMS = 1 << 48
+#: Under torchrun each rank's negative draws in each sync round have their own stream,
+#: this far apart (far more than the epochs).
+RANK_STREAMS = 1 << 32
+#: Under torchrun the ranks average their tables this many times an epoch.
+SYNC_ROUNDS = 16
 
 
 def negative_table(freq: np.ndarray, size: int = NEGATIVE_TABLE) -> np.ndarray:
@@ -184,18 +190,36 @@ def train_eges(tables: EGESTables, walks: np.ndarray, window: int, negatives: in
              else np.full((len(tables.item_id), 0), -1, np.int64))
     table = negative_table(freq)
     walks = np.ascontiguousarray(walks, dtype=np.int32)
-    total = max(1, int((walks >= 0).sum()) * epochs)
+    positions = (walks >= 0).sum(axis=1)
+    total = max(1, int(positions.sum()) * epochs)
     done = 0
     history: dict[str, list[float]] = {"loss": []}
+    w = world()
+    # one process: each epoch in one pass. Under torchrun each rank trains on its own walks
+    # and the ranks average their tables SYNC_ROUNDS times an epoch (local SGD, as
+    # distributed word2vec does): SGD steps cannot be shared out exactly.
+    rounds = 1 if w.size == 1 else SYNC_ROUNDS
+    tables_ = [tables.item_id, tables.ctx, side_w, tables.logits]
     with bar("eges", total=epochs, unit="epoch") as pb:
         for epoch in range(epochs):
             order = np.random.default_rng([seed, epoch]).permutation(walks.shape[0])
-            loss, pairs = _epoch(walks, order, window, negatives, table, tables.item_id,
-                                 tables.ctx, side_w, slots, np.asarray(slot_field, np.int64),
-                                 tables.logits, tables.logits.shape[0] > 1, len(fields),
-                                 float(lr), float(done), float(total), seed,
-                                 NEGATIVE_STREAMS + epoch)
-            done += int((walks >= 0).sum())
+            loss, pairs = 0.0, 0
+            for r, part in enumerate(np.array_split(order, rounds)):
+                key = NEGATIVE_STREAMS + epoch if w.size == 1 else \
+                    NEGATIVE_STREAMS + epoch + (1 + r * w.size + w.rank) * RANK_STREAMS
+                part_loss, part_pairs = _epoch(
+                    walks, part, window, negatives, table, tables.item_id, tables.ctx, side_w,
+                    slots, np.asarray(slot_field, np.int64), tables.logits,
+                    tables.logits.shape[0] > 1, len(fields), float(lr), float(done),
+                    float(total), seed, key)
+                done += int(positions[part].sum())
+                loss, pairs = loss + part_loss, pairs + part_pairs
+                if w.size > 1:
+                    for t in tables_:
+                        all_reduce_sum(t)
+                        t /= w.size
+            if w.size > 1:
+                loss, pairs = all_reduce_sum(np.array([loss, float(pairs)]))
             history["loss"].append(float(loss) / max(1, pairs))
             pb.update(1)
     for k, f in enumerate(fields):

@@ -218,7 +218,7 @@ def solve_side(pattern: tuple[np.ndarray, np.ndarray], rows: np.ndarray, cols: n
     gathered = np.zeros((threads, gather_bytes // (4 * dim), dim), np.float32)
     # under torchrun each rank solves its share of the rows (a row's solve reads only the
     # fixed side, so it is the same wherever it runs) and the shares are gathered back
-    lo, hi = share(rows.shape[0])
+    lo, hi = share(rows.shape[0], kind="rows solved")
     mine = rows[lo:hi]  # a view: solved in place
     _cg_rows(pattern[0][lo:hi + 1], pattern[1], mine, cols, gram, np.float32(alpha0),
              reg[lo:hi].astype(np.float32), steps, work, gathered)

@@ -65,7 +65,7 @@ class WalkModel(EmbeddingModel):
         # walks themselves
         walks = random_walks(g, p.num_walks, p.walk_length, bias_p, bias_q,
                              weighted=p.weighted, seed=p.seed,
-                             part=share(g.n_nodes * p.num_walks))
+                             part=share(g.n_nodes * p.num_walks, kind="walks"))
         if p.embedding == "pmi-svd":
             vectors, found = walk_pmi_svd(walks, g.n_nodes, p.dim, p.window, p.seed)
         else:
