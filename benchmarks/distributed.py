@@ -1,12 +1,14 @@
-"""``embedlens train cleora`` and ``embedlens evaluate`` on 1, 2, ... ranks through torchrun
-(gloo, this machine), on a log in a MovieLens folder (the planted ML-25M shape by default).
+"""``embedlens train METHOD`` and ``embedlens evaluate`` on 1, 2, 4 ... ranks through
+torchrun (gloo, this machine), on a log in a MovieLens folder (the planted ML-25M shape by
+default), for each method asked.
 
-Each rank runs under ``/usr/bin/time`` so its exact peak RSS is printed; numba and BLAS
-threads are split so that ranks x threads = the cores (EMBEDLENS_THREADS). The bytes each
-Cleora step exchanges are the items x dim float32 sums every rank all-reduces; evaluation
-gathers every test user's top-k item indices once.
+Each rank runs under ``/usr/bin/time`` so its exact peak RSS is printed; numba, torch and
+BLAS threads are split so that ranks x threads = the cores (EMBEDLENS_THREADS), or one
+thread a rank when there are more ranks than cores. Each rank's share of the work and the
+bytes it put into collectives come from the run record (``run.json``: ``distributed.ranks``).
 
-Usage: python benchmarks/distributed.py --data-dir DIR [--dataset ml-25m] [--ranks 1,2]
+Usage: python benchmarks/distributed.py --data-dir DIR [--dataset ml-25m] [--ranks 1,2,4]
+       [--methods cleora,rating-mf] [--param rating-mf:epochs=1 ...]
 """
 
 from __future__ import annotations
@@ -21,8 +23,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-import pyarrow.parquet as pq
 
 from _common import print_table
 
@@ -48,42 +48,53 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data-dir", required=True, type=Path)
     ap.add_argument("--dataset", default="ml-25m")
-    ap.add_argument("--ranks", default="1,2")
-    ap.add_argument("--dim", type=int, default=256)
+    ap.add_argument("--ranks", default="1,2,4")
+    ap.add_argument("--methods", default="cleora")
+    ap.add_argument("--param", action="append", default=[],
+                    help="METHOD:KEY=VALUE, passed to that method's train (repeatable)")
+    ap.add_argument("--no-evaluate", action="store_true", help="train only")
     args = ap.parse_args()
     cores = os.cpu_count() or 1
     rows = []
-    base: dict[str, float] = {}
-    for ranks in (int(r) for r in args.ranks.split(",")):
-        threads = max(1, cores // ranks)
-        out = Path(tempfile.mkdtemp(prefix="embedlens-dist-")) / "run"
-        wall, peaks, _ = launch(ranks, threads, [
-            "train", "cleora", "--dataset", args.dataset, "--data-dir", str(args.data_dir),
-            "--out", str(out), "--param", f"dim={args.dim}"])
-        info = json.loads((out / "run.json").read_text())
-        items = json.loads((out / "model.json").read_text())
-        fit = float(info["fit_seconds"])
-        params = items.get("params", {})
-        n_items = pq.ParquetFile(out / "items.parquet").metadata.num_rows
-        per_step = n_items * args.dim * 4
-        ev_wall, ev_peaks, _ = launch(ranks, threads, ["evaluate", str(out)])
-        record = json.loads(next(out.glob("evaluation-*.json")).read_text())
-        base.setdefault("fit", fit)
-        base.setdefault("eval", float(record["eval_seconds"]))
-        rows.append({
-            "ranks": ranks, "threads/rank": threads, "train wall s": round(wall, 1),
-            "fit s": round(fit, 1),
-            "fit speed-up": round(base["fit"] / fit, 2),
-            "peak RSS GB per rank": " / ".join(f"{p:.2f}" for p in peaks),
-            "MB all-reduced per step": round(per_step / 2**20, 1),
-            "steps": params.get("iterations", ""),
-            "evaluate wall s": round(ev_wall, 1),
-            "eval s": round(float(record["eval_seconds"]), 1),
-            "ndcg@10": round(record["ndcg@10"], 4),
-            "eval peak RSS GB per rank": " / ".join(f"{p:.2f}" for p in ev_peaks),
-        })
-        shutil.rmtree(out.parent, ignore_errors=True)
-    print_table(rows, f"Cleora and evaluation on {args.dataset} ({args.data_dir}), torchrun "
+    for method in args.methods.split(","):
+        params = [kv.split(":", 1)[1] for kv in args.param if kv.startswith(method + ":")]
+        base = None
+        for ranks in (int(r) for r in args.ranks.split(",")):
+            threads = max(1, cores // ranks)
+            out = Path(tempfile.mkdtemp(prefix="embedlens-dist-")) / "run"
+            wall, peaks, _ = launch(ranks, threads, [
+                "train", method, "--dataset", args.dataset, "--data-dir", str(args.data_dir),
+                "--out", str(out), *[a for kv in params for a in ("--param", kv)]])
+            info = json.loads((out / "run.json").read_text())
+            fit = float(info["fit_seconds"])
+            base = base or fit
+            shares = ["-"]
+            sent = "-"
+            if info.get("distributed"):
+                per_rank = info["distributed"]["ranks"]
+                sent = " / ".join(f"{r['work'].get('bytes exchanged', 0) / 2**20:,.0f}"
+                                  for r in per_rank)
+                kinds = [k for k in per_rank[0]["work"] if k != "bytes exchanged"]
+                shares = [f"{k}: " + " / ".join(f"{r['work'].get(k, 0):,}" for r in per_rank)
+                          for k in kinds]
+            row = {
+                "method": method, "ranks": ranks, "threads/rank": threads,
+                "train wall s": round(wall, 1), "fit s": round(fit, 1),
+                "speed-up": round(base / fit, 2),
+                "efficiency": round(base / fit / ranks, 2),
+                "peak RSS GB per rank": " / ".join(f"{p:.2f}" for p in peaks),
+                "share per rank": "; ".join(shares),
+                "MB sent per rank": sent,
+            }
+            if not args.no_evaluate:
+                ev_wall, _, _ = launch(ranks, threads, ["evaluate", str(out)])
+                record = json.loads(next(out.glob("evaluation-*.json")).read_text())
+                row.update({"evaluate wall s": round(ev_wall, 1),
+                            "ndcg@10": round(record["ndcg@10"], 4)})
+            rows.append(row)
+            print(row, flush=True)
+            shutil.rmtree(out.parent, ignore_errors=True)
+    print_table(rows, f"Training and evaluation on {args.dataset} ({args.data_dir}), torchrun "
                       f"--standalone, gloo, {cores} cores")
 
 

@@ -139,6 +139,9 @@ def test_two_ranks_give_one_process_results(ml_dir, tmp_path):
     # each rank's share of the scoring is recorded: half the test users each
     ranks = json.loads((tmp_path / "ranks.json").read_text())
     assert [r["rank"] for r in ranks] == [0, 1]
+    # ...and what it sent: its top-10 lists (int32 or int64), and the row counts
+    sent = [r["work"].pop("bytes exchanged") for r in ranks]
+    assert all(480 * 10 * 4 <= b <= 480 * 10 * 8 + 1024 for b in sent), sent
     assert [r["work"] for r in ranks] == [{"test users": n} for n in (
         (data.users.size + 1) // 2, data.users.size // 2)]
     assert all(r["seconds"] == 1.5 and r["peak_rss_mb"] > 0 for r in ranks)
@@ -213,7 +216,8 @@ def test_a_whole_run_under_torchrun_is_written_once(ml_dir, tmp_path):
     assert manifest["state"] == "done"
     ranks = manifest["distributed"].pop("ranks")
     assert manifest["distributed"] == {"backend": "gloo", "world_size": 2}
-    assert [sorted(r["work"]) for r in ranks] == [["hyperedges", "test users"]] * 2
+    assert [sorted(r["work"]) for r in ranks] == [
+        ["bytes exchanged", "hyperedges", "test users"]] * 2
     assert set(Path(tempfile.gettempdir()).glob("embedlens-rank*")) == before
     one = tmp_path / "one"
     cli(*args, "--out", str(one))

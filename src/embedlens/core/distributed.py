@@ -73,6 +73,8 @@ def init_from_env(backend: str | None = None) -> World:
 #: What this process did, by kind of unit ("hyperedges", "walks", "train rows", "test
 #: users", ...): the share each rank took, for the run record (:func:`rank_report`).
 _WORK: dict[str, int] = {}
+#: The work entry counting the bytes this rank put into collectives.
+EXCHANGED = "bytes exchanged"
 
 
 def share(n: int, w: World | None = None, kind: str | None = None) -> tuple[int, int]:
@@ -173,12 +175,13 @@ def gather_tensor_rows(part: Any, sizes: list[int] | None = None) -> Any:
     if sizes is None:
         counts = torch.zeros(w.size, dtype=torch.int64, device=device)
         counts[w.rank] = part.shape[0]
-        dist.all_reduce(counts)
+        _all_reduce(counts, w)
         sizes = [int(c) for c in counts.cpu()]
     padded = torch.zeros((max(sizes), *part.shape[1:]), dtype=part.dtype, device=device)
     padded[: part.shape[0]] = part
     gathered = [torch.empty_like(padded) for _ in range(w.size)]
     dist.all_gather(gathered, padded)
+    _count_sent(padded)
     return torch.cat([g[:n] for g, n in zip(gathered, sizes, strict=True)]).to(part.device)
 
 
@@ -199,8 +202,10 @@ def broadcast_tensor(tensor: Any) -> Any:
     if w.backend == "nccl" and not tensor.is_cuda:
         on_gpu = tensor.cuda()
         dist.broadcast(on_gpu, 0)
+        _count_sent(on_gpu)
         return tensor.copy_(on_gpu.cpu())
     dist.broadcast(tensor, 0)
+    _count_sent(tensor)
     return tensor
 
 
@@ -256,6 +261,13 @@ def _all_reduce(tensor: Any, w: World) -> None:
         tensor.copy_(on_gpu.cpu())
     else:
         dist.all_reduce(tensor)
+    _count_sent(tensor)
+
+
+def _count_sent(tensor: Any) -> None:
+    """Count a collective's payload (what this rank put in; a ring all-reduce sends about
+    twice that over the wire) under :data:`EXCHANGED` in :func:`work_done`."""
+    _WORK[EXCHANGED] = _WORK.get(EXCHANGED, 0) + tensor.numel() * tensor.element_size()
 
 
 def _dist() -> Any:
