@@ -55,3 +55,35 @@ def test_the_cold_start_board_switches_side_information_on(ml_dir, tmp_path):
     assert "error" not in record
     rows = {r["ranking"]: r["held_out"]["ndcg@10"] for r in record["rows"]}
     assert rows["eges"] > rows["no side information (random order)"] > 0
+
+
+def test_text_places_every_held_out_movie_in_one_batch(ml100k, tmp_path, monkeypatch):
+    """The board asks for thousands of cold vectors: the text model encodes them in one
+    call (reading its cache once) and each equals its one-movie answer; a movie with
+    nothing to say about it is left unplaced."""
+    from embedlens.methods.base import place_unseen
+    from embedlens.methods.text.model import TextModel
+
+    monkeypatch.setenv("EMBEDLENS_DATA_DIR", str(tmp_path))
+    calls = []
+
+    def encode(texts):
+        calls.append(len(texts))
+        return np.array([[len(t), t.count("a"), 1.0] for t in texts], dtype=np.float32)
+
+    model = get_method("text")()
+    model.encoder_override = ("counting", encode)
+    split = ColdSplit.prepare(ml100k, fraction=0.1, seed=1)
+    model.fit(split.train, split.train_dataset)
+    assert isinstance(model, TextModel)
+    movies = [{"genres": ["Drama"], "tags": ["slow"], "year": 1990, "title": "Ran"},
+              {"genres": [], "tags": [], "year": None, "title": None},
+              {"genres": ["Comedy", "War"], "tags": [], "year": None, "title": "M*A*S*H"}]
+    calls.clear()
+    vectors, ok = place_unseen(model, movies, 3)
+    assert calls == [2] and ok.tolist() == [True, False, True]
+    assert not vectors[1].any()
+    for row in (0, 2):
+        np.testing.assert_array_equal(vectors[row], model.coldstart(**movies[row]))
+    out = evaluate_coldstart(model, split)
+    assert out["model, held-out only"]["cold_share@10"] == 1.0

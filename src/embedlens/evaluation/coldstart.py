@@ -29,6 +29,7 @@ from embedlens.core.schema import ITEM, USER
 from embedlens.data.dataset import Dataset
 from embedlens.kernels.metrics import ranking_report
 from embedlens.kernels.topk import dot_scorer, topk
+from embedlens.methods.base import place_unseen
 
 
 @dataclass(frozen=True)
@@ -90,17 +91,11 @@ def evaluate_coldstart(model: Any, split: ColdSplit, k: int = 10, seed: int = 0
     if tags is not None:
         grouped = tags.group_by(ITEM).agg(pl.col("tag"))
         tag_lists = dict(zip(grouped[ITEM].to_list(), grouped["tag"].to_list(), strict=True))
-    cold_vecs, ok = [], []
-    for item, genres, year, title in side.select(ITEM, "genres", "year", "title").iter_rows():
-        try:
-            cold_vecs.append(model.coldstart(genres or [], tag_lists.get(item, []), year,
-                                             title=title))
-            ok.append(True)
-        except DataError:  # nothing known about this movie: it cannot be placed
-            cold_vecs.append(np.zeros(model.item_embeddings.dim, dtype=np.float32))
-            ok.append(False)
-    cold = np.stack(cold_vecs)
-    cold_ok = np.array(ok)
+    movies = [{"genres": genres or [], "tags": tag_lists.get(item, []), "year": year,
+               "title": title}
+              for item, genres, year, title in side.select(ITEM, "genres", "year", "title")
+              .iter_rows()]
+    cold, cold_ok = place_unseen(model, movies, model.item_embeddings.dim)
     train = split.train
     users_all = train.users.index(split.test[USER])
     cold_map = IdMap(split.cold_items)

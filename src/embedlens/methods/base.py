@@ -63,6 +63,25 @@ CAPABILITIES: dict[str, type] = {"items": ItemVectors, "users": UserVectors,
                                  "coldstart": ColdStart, "ratings": RatingPredictor}
 
 
+def place_unseen(model: ColdStart, movies: list[dict[str, Any]], dim: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Vectors for movies nobody has rated (each a dict of :meth:`ColdStart.coldstart`'s
+    keyword arguments) and whether each could be placed (zeros where not). A model with a
+    ``coldstart_many`` (the text encoder, which encodes them in one batch and reads its
+    cache once) places them all at once; others one ``coldstart`` call each."""
+    many = getattr(model, "coldstart_many", None)
+    if many is not None:
+        return many(movies)
+    vectors, ok = np.zeros((len(movies), dim), dtype=np.float32), np.zeros(len(movies), bool)
+    for row, movie in enumerate(movies):
+        try:
+            vectors[row] = model.coldstart(**movie)
+            ok[row] = True
+        except DataError:  # nothing known about this movie: it cannot be placed
+            pass
+    return vectors, ok
+
+
 def can(model: object, capability: str) -> bool:
     """Whether a model (or model class) has ``capability`` ("items", "users", "coldstart",
     "ratings")."""

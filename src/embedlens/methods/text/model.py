@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import polars as pl
@@ -121,7 +121,20 @@ class TextModel(EmbeddingModel):
         genres and tags, encoded like every movie's."""
         if not (title or genres or tags or year):
             raise DataError("A text vector needs a title, genres, tags or a year.")
-        text = movie_text(title or "A movie", year, genres,
-                          (tags or [])[: self.p.max_tags])
+        return self.coldstart_many([{"genres": genres, "tags": tags, "year": year,
+                                     "title": title}])[0][0]
+
+    def coldstart_many(self, movies: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`coldstart` for many movies (dicts of its keyword arguments), encoded in
+        one batch; and whether each could be placed (a movie with no title, genres, tags
+        or year gets zeros)."""
+        ok = np.array([bool(m.get("title") or m.get("genres") or m.get("tags")
+                            or m.get("year")) for m in movies], dtype=bool)
+        texts = [movie_text(m.get("title") or "A movie", m.get("year"), m.get("genres"),
+                            (m.get("tags") or [])[: self.p.max_tags])
+                 for m, placed in zip(movies, ok, strict=True) if placed]
         identity, make = self._encoder()
-        return cached_encode([text], identity, make, self._cache())[0]
+        vectors = np.zeros((len(movies), self.item_vectors().dim), dtype=np.float32)
+        if texts:
+            vectors[ok] = cached_encode(texts, identity, make, self._cache())
+        return vectors, ok
