@@ -39,8 +39,10 @@ def test_shares_cover_every_item_once_in_rank_order():
             assert max(sizes) - min(sizes) <= 1
 
 
-#: Methods whose vectors two ranks must give to the bit: the default node2vec, DeepWalk
-#: with a wider window (pairs gathered block by block), and iALS (rows solved by share).
+#: Methods whose vectors two ranks must give as one process: the default node2vec and
+#: DeepWalk with a wider window (each pair count sent to the rank owning its row, the SVD
+#: run on the two ranks' rows: to float rounding), and iALS (rows solved by share: to the
+#: bit).
 WALKS = {"node2vec": {"dim": 32}, "deepwalk": {"dim": 32, "window": 2},
          "ials": {"dim": 32, "epochs": 4}}
 
@@ -116,11 +118,13 @@ def test_two_ranks_give_one_process_results(ml_dir, tmp_path):
                                                                                     axis=1)
     assert cosine.min() > 1 - 1e-6
     assert not np.array_equal(ours, np.zeros_like(ours))
-    # walks shared out by start with their pairs gathered in order, iALS rows solved by
-    # share: the same vectors to the bit
     for name, params in WALKS.items():
         alone = get_method(name)(**params).fit(data.train).item_vectors().vectors
-        np.testing.assert_array_equal(np.load(tmp_path / f"{name}.npy"), alone, err_msg=name)
+        ranked = np.load(tmp_path / f"{name}.npy")
+        if name == "ials":  # rows solved by share: the same vectors to the bit
+            np.testing.assert_array_equal(ranked, alone, err_msg=name)
+        else:  # the same pair counts to the bit; ARPACK's products summed in two parts
+            np.testing.assert_allclose(ranked, alone, rtol=1e-4, atol=1e-5, err_msg=name)
     # torch methods with a deterministic loss: each rank's share of every batch, gradients
     # summed: one process's vectors to float rounding
     for name, params in SUMMED.items():

@@ -192,6 +192,40 @@ def _collective_device(w: World) -> Any:
         else torch.device("cpu")
 
 
+def exchange_rows(parts: list[np.ndarray]) -> np.ndarray:
+    """All-to-all: ``parts[r]`` (every part with the same trailing shape and dtype) goes to
+    rank ``r``; returns what every rank sent to this one, stacked in rank order (one
+    process: ``parts[0]``)."""
+    w = world()
+    if len(parts) != w.size:
+        raise ValueError(f"exchange_rows needs one part per rank ({w.size}), got {len(parts)}")
+    if w.size == 1:
+        return parts[0]
+    import torch
+    import torch.distributed as dist
+
+    device = _collective_device(w)
+    sends = [torch.from_numpy(np.ascontiguousarray(p)).to(device) for p in parts]
+    sizes_out = [torch.tensor([p.shape[0]], dtype=torch.int64, device=device) for p in parts]
+    sizes_in = [torch.empty(1, dtype=torch.int64, device=device) for _ in range(w.size)]
+    dist.all_to_all(sizes_in, sizes_out)
+    # gloo's all-to-all moves parts of one size: pad every part to the largest anywhere
+    most = torch.tensor([max(p.shape[0] for p in parts)], dtype=torch.int64, device=device)
+    dist.all_reduce(most, op=dist.ReduceOp.MAX)
+    padded = []
+    for sent in sends:
+        part = torch.zeros((int(most), *sent.shape[1:]), dtype=sent.dtype, device=device)
+        part[: sent.shape[0]] = sent
+        padded.append(part)
+    received = [torch.empty_like(padded[0]) for _ in range(w.size)]
+    dist.all_to_all(received, padded)
+    for k, part in enumerate(padded):
+        if k != w.rank:
+            _count_sent(part)
+    return np.concatenate([r[: int(n)].cpu().numpy() for r, n in zip(received, sizes_in,
+                                                                      strict=True)])
+
+
 def broadcast_tensor(tensor: Any) -> Any:
     """Rank 0's ``tensor`` on every rank (in place; same shape and dtype everywhere)."""
     w = world()

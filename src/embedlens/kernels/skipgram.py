@@ -16,7 +16,14 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from embedlens.core.distributed import all_gather_rows, all_reduce_sum
+from embedlens.core.distributed import (
+    World,
+    all_gather_rows,
+    all_reduce_sum,
+    exchange_rows,
+    share,
+    world,
+)
 from embedlens.core.errors import DataError
 from embedlens.core.progress import bar
 
@@ -92,11 +99,7 @@ def train_skipgram(
 def window_pairs(walks: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every pair of walk positions at most ``window`` apart, once each: the earlier node,
     the later node and their distance ``d``, in blocks of increasing ``d`` (within a block,
-    walk by walk, position by position). PMI-SVD counts them. Padding (-1) is skipped.
-
-    Under torchrun each rank holds its share of the walks; every block is gathered from the
-    ranks in rank order, so every rank gets the very pairs, in the very order, one process
-    finds (and the counts summed from them are the same to the bit)."""
+    walk by walk, position by position). PMI-SVD counts them. Padding (-1) is skipped."""
     _check_walks(walks)
     firsts, seconds, offsets = [], [], []
     for d in range(1, window + 1):
@@ -104,13 +107,46 @@ def window_pairs(walks: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray
             break
         a, b = walks[:, :-d].ravel(), walks[:, d:].ravel()
         ok = (a >= 0) & (b >= 0)
-        firsts.append(all_gather_rows(a[ok]))
-        seconds.append(all_gather_rows(b[ok]))
+        firsts.append(a[ok])
+        seconds.append(b[ok])
         offsets.append(np.full(firsts[-1].size, d, dtype=np.int32))
     if not firsts:
         empty = np.empty(0, dtype=walks.dtype)
         return empty, empty, np.empty(0, dtype=np.int32)
     return np.concatenate(firsts), np.concatenate(seconds), np.concatenate(offsets)
+
+
+def owned_pair_counts(walks: np.ndarray, n_nodes: int, window: int) -> sp.csr_matrix:
+    """This rank's rows (its :func:`share` of the nodes) of the walks' pair-count matrix:
+    each pair at most ``window`` apart counted from both ends, weighted ``(window - d + 1)
+    / window`` as word2vec's shrinking window samples it; the rows are numbered from the
+    share's first.
+
+    Under torchrun each rank counts its own walks' pairs, sums them, and sends every row to
+    the rank that owns it (one all-to-all); the owner adds what it gets. The weights are
+    summed as whole numbers (``window - d + 1``, exact in float64), so the counts are the
+    same to the bit in whatever order the ranks' sums arrive, and equal one process's."""
+    rows, cols, offsets = window_pairs(np.asarray(walks, dtype=np.int32), window)
+    weights = (window - offsets + 1).astype(np.float64)
+    local = sp.coo_matrix((np.concatenate([weights, weights]),
+                           (np.concatenate([rows, cols]), np.concatenate([cols, rows]))),
+                          shape=(n_nodes, n_nodes)).tocsr()  # duplicates summed, exactly
+    w = world()
+    lo, hi = share(n_nodes)
+    if w.size > 1:
+        index_parts, value_parts = [], []
+        for k in range(w.size):
+            first, last = share(n_nodes, World(k, w.size))
+            block = local[first:last].tocoo()
+            index_parts.append(np.stack([block.row + first, block.col], axis=1)
+                               .astype(np.int64))
+            value_parts.append(block.data)
+        got = exchange_rows(index_parts)
+        local = sp.coo_matrix((exchange_rows(value_parts), (got[:, 0], got[:, 1])),
+                              shape=(n_nodes, n_nodes)).tocsr()
+    owned = local[lo:hi]
+    owned.data /= window
+    return owned
 
 
 def walk_pmi_svd(
@@ -127,37 +163,50 @@ def walk_pmi_svd(
     Pairs are counted both ways within ``window``; context counts are raised to
     ``smoothing`` (word2vec's 0.75 negative-sampling distribution). Deterministic: ARPACK
     starts from a vector drawn from ``seed``.
+
+    Under torchrun each rank holds its own walks and only its share of the matrix's rows
+    (:func:`owned_pair_counts`); ARPACK runs on every rank with products that each rank
+    computes for its rows and the ranks put together (the matrix times a vector gathered,
+    its transpose times a vector summed), so every rank finds the same vectors, one
+    process's to float rounding.
     """
-    from scipy.sparse.linalg import svds
+    from scipy.sparse.linalg import LinearOperator, svds
 
     _check_walks(walks)
     if dim < 1 or window < 1:
         raise DataError("walk_pmi_svd needs dim >= 1 and window >= 1.")
-    rows, cols, offsets = window_pairs(np.asarray(walks, dtype=np.int32), window)
-    # nearer pairs weigh more, (window - d + 1) / window, as word2vec's shrinking window
-    # samples them
-    vals = ((window - offsets + 1) / window).astype(np.float32)
     seen = np.zeros(n_nodes, dtype=np.int64)
     seen[walks[walks >= 0]] = 1
     found = all_reduce_sum(seen) > 0  # on any rank's walks
     vectors = np.zeros((n_nodes, dim), dtype=np.float32)
-    if rows.size == 0:
-        return vectors, found
-    counts = sp.coo_matrix((vals, (rows, cols)), shape=(n_nodes, n_nodes)).tocsr()
-    counts = (counts + counts.T).tocoo()  # skip-gram sees each pair from both ends
-    node = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
+    counts = owned_pair_counts(walks, n_nodes, window).tocoo()
+    lo, hi = share(n_nodes)
+    node = all_gather_rows(np.asarray(counts.sum(axis=1), dtype=np.float64).ravel())
     total = node.sum()
+    if total == 0:
+        return vectors, found
     context = node**smoothing
-    pmi = (np.log(counts.data / total) - np.log(node[counts.row] / total)
+    pmi = (np.log(counts.data / total) - np.log(node[counts.row + lo] / total)
            - np.log(context[counts.col] / context.sum()))
     keep = pmi > 0
     ppmi = sp.csr_matrix((pmi[keep], (counts.row[keep], counts.col[keep])),
-                         shape=(n_nodes, n_nodes))
+                         shape=(hi - lo, n_nodes))
     rank = min(dim, n_nodes - 1)
-    if rank < 1 or ppmi.nnz == 0:
+    if rank < 1 or all_reduce_sum(np.array([ppmi.nnz]))[0] == 0:
         return vectors, found
     start = np.random.default_rng(seed).standard_normal(n_nodes)
-    u, s, _ = svds(ppmi, k=rank, v0=start)
+    operator: sp.csr_matrix | LinearOperator = ppmi
+    if world().size > 1:
+        transposed = ppmi.T.tocsr()
+        operator = LinearOperator(
+            (n_nodes, n_nodes), dtype=np.float64,
+            matvec=lambda x: all_gather_rows(np.ascontiguousarray(ppmi @ x)),
+            rmatvec=lambda y: all_reduce_sum(np.ascontiguousarray(transposed @ y[lo:hi])))
+    u, s, _ = svds(operator, k=rank, v0=start)
     order = np.argsort(-s, kind="stable")  # ARPACK returns ascending singular values
-    vectors[:, :rank] = u[:, order] * np.sqrt(s[order])
+    u = u[:, order]
+    # a singular vector's sign is arbitrary, and rounding (one process or several) can
+    # flip it: each column's largest entry is made positive (no similarity changes)
+    u *= np.sign(u[np.abs(u).argmax(axis=0), np.arange(rank)])
+    vectors[:, :rank] = u * np.sqrt(s[order])
     return vectors, found

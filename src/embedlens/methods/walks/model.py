@@ -60,9 +60,9 @@ class WalkModel(EmbeddingModel):
         p = self.p
         g = self.graph(train)
         bias_p, bias_q = self.walk_bias()
-        # under torchrun each rank walks its share of the starts; PMI-SVD gathers the
-        # pairs the walks give (every rank then factorises the same matrix), skip-gram the
-        # walks themselves
+        # under torchrun each rank walks its share of the starts; PMI-SVD sends each
+        # pair count to the rank that owns its row and factorises the rows together,
+        # skip-gram gathers the walks themselves
         walks = random_walks(g, p.num_walks, p.walk_length, bias_p, bias_q,
                              weighted=p.weighted, seed=p.seed,
                              part=share(g.n_nodes * p.num_walks, kind="walks"))
