@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+from embedlens.core.distributed import share, sum_tensor
+
 
 class UnitRows(torch.autograd.Function):
     """Each row scaled to unit length (as ``F.normalize``, eps 1e-12); backward
@@ -29,14 +31,29 @@ class UnitRows(torch.autograd.Function):
 
 
 class Gram(torch.autograd.Function):
-    """``a^T a``; backward ``a (g + g^T)``: one product instead of autograd's two."""
+    """``a^T a``; backward ``a (g + g^T)``: one product instead of autograd's two.
+
+    Under torchrun each rank multiplies only its share of the rows and the ranks' dim x dim
+    products are summed; backward sums the ranks' gradients of the Gram (every rank's loss
+    depends on all of it) and hands back its own rows' part, zeros elsewhere (the ranks'
+    parts are then summed with the rest of the gradient). Each step's items x dim^2 work is
+    thus shared out, not repeated on every rank, for two dim x dim exchanges."""
 
     @staticmethod
     def forward(ctx: Any, a: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(a)
-        return a.T @ a
+        lo, hi = share(a.shape[0])
+        part = a[lo:hi]
+        ctx.save_for_backward(part)
+        ctx.rows = (lo, hi, a.shape[0])
+        return sum_tensor(part.T @ part)
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
-        (a,) = ctx.saved_tensors
-        return a @ (g + g.T)
+        (part,) = ctx.saved_tensors
+        lo, hi, n = ctx.rows
+        grad = part @ sum_tensor(g + g.T)
+        if hi - lo == n:  # one process: every row is this rank's
+            return grad
+        whole = torch.zeros((n, grad.shape[1]), dtype=grad.dtype, device=grad.device)
+        whole[lo:hi] = grad
+        return whole
