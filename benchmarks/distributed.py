@@ -74,7 +74,11 @@ def main() -> None:
                 per_rank = info["distributed"]["ranks"]
                 sent = " / ".join(f"{r['work'].get('bytes exchanged', 0) / 2**20:,.0f}"
                                   for r in per_rank)
-                kinds = [k for k in per_rank[0]["work"] if k != "bytes exchanged"]
+                steps = per_rank[0]["work"].get("steps")
+                if steps:
+                    per_step = per_rank[0]["work"].get("bytes exchanged", 0) / steps / 2**20
+                    sent += f" ({per_step:,.2f} a step, {steps:,} steps)"
+                kinds = [k for k in per_rank[0]["work"] if k not in ("bytes exchanged", "steps")]
                 shares = [f"{k}: " + " / ".join(f"{r['work'].get(k, 0):,}" for r in per_rank)
                           for k in kinds]
             row = {

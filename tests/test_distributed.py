@@ -221,7 +221,7 @@ def test_a_whole_run_under_torchrun_is_written_once(ml_dir, tmp_path):
     ranks = manifest["distributed"].pop("ranks")
     assert manifest["distributed"] == {"backend": "gloo", "world_size": 2}
     assert [sorted(r["work"]) for r in ranks] == [
-        ["bytes exchanged", "hyperedges", "test users"]] * 2
+        ["bytes exchanged", "hyperedges", "steps", "test users"]] * 2
     assert set(Path(tempfile.gettempdir()).glob("embedlens-rank*")) == before
     one = tmp_path / "one"
     cli(*args, "--out", str(one))

@@ -86,8 +86,14 @@ def share(n: int, w: World | None = None, kind: str | None = None) -> tuple[int,
     lo = w.rank * base + min(w.rank, extra)
     hi = lo + base + (1 if w.rank < extra else 0)
     if kind is not None:
-        _WORK[kind] = _WORK.get(kind, 0) + hi - lo
+        count_work(kind, hi - lo)
     return lo, hi
+
+
+def count_work(kind: str, units: int = 1) -> None:
+    """Add ``units`` of ``kind`` to this process's :func:`work_done` (``"steps"`` counts
+    the steps that exchange, so that a record can say what one step sends)."""
+    _WORK[kind] = _WORK.get(kind, 0) + units
 
 
 def work_done() -> dict[str, int]:
@@ -340,7 +346,7 @@ def _all_reduce(tensor: Any, w: World) -> None:
 def _count_sent(tensor: Any) -> None:
     """Count a collective's payload (what this rank put in; a ring all-reduce sends about
     twice that over the wire) under :data:`EXCHANGED` in :func:`work_done`."""
-    _WORK[EXCHANGED] = _WORK.get(EXCHANGED, 0) + tensor.numel() * tensor.element_size()
+    count_work(EXCHANGED, tensor.numel() * tensor.element_size())
 
 
 def _dist() -> Any:

@@ -20,6 +20,7 @@ from embedlens.core.distributed import (
     World,
     all_gather_rows,
     all_reduce_sum,
+    count_work,
     exchange_rows,
     share,
     world,
@@ -198,9 +199,14 @@ def walk_pmi_svd(
     operator: sp.csr_matrix | LinearOperator = ppmi
     if world().size > 1:
         transposed = ppmi.T.tocsr()
+
+        def product(x: np.ndarray) -> np.ndarray:
+            count_work("steps")
+            return all_gather_rows(np.ascontiguousarray(ppmi @ x))
+
         operator = LinearOperator(
             (n_nodes, n_nodes), dtype=np.float64,
-            matvec=lambda x: all_gather_rows(np.ascontiguousarray(ppmi @ x)),
+            matvec=product,
             rmatvec=lambda y: all_reduce_sum(np.ascontiguousarray(transposed @ y[lo:hi])))
     u, s, _ = svds(operator, k=rank, v0=start)
     order = np.argsort(-s, kind="stable")  # ARPACK returns ascending singular values

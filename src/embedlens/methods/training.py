@@ -23,6 +23,7 @@ import scipy.sparse as sp
 from embedlens.core.distributed import (
     all_reduce_sum,
     broadcast_tensor,
+    count_work,
     share,
     sum_gradients,
     world,
@@ -182,6 +183,7 @@ def train_rows(rows, batch_size: int, opt, batch_loss) -> float:
         loss.backward()
         if w.size > 1:
             sum_gradients(p for group in opt.param_groups for p in group["params"])
+            count_work("steps")
         opt.step()
         total += float(loss.detach()) * idx.numel()
     if w.size > 1:

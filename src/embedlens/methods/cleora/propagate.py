@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit, prange
 
-from embedlens.core.distributed import all_reduce_sum, share, world
+from embedlens.core.distributed import all_reduce_sum, count_work, share, world
 from embedlens.core.errors import DataError
 from embedlens.core.progress import progress
 from embedlens.core.rng import next_float, stream
@@ -128,6 +128,7 @@ def _numba_propagate(b: CompactCsr, w, sym, star, x, steps, overwrite_x) -> np.n
             gather_rows(b.indptr, b.indices, data, w, sym, star, x, r0, rows)
             scatter_rows(b.indptr, b.indices, data, rows, r0, out, parts)
         all_reduce_sum(out)
+        count_work("steps")
         _l2_rows_inplace(out)
         x, out = out, x
     return x

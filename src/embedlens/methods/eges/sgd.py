@@ -17,7 +17,7 @@ import math
 import numpy as np
 from numba import njit
 
-from embedlens.core.distributed import all_reduce_sum, world
+from embedlens.core.distributed import all_reduce_sum, count_work, world
 from embedlens.core.progress import bar
 from embedlens.core.rng import next_below, stream
 from embedlens.methods.eges.net import EGESTables
@@ -218,6 +218,7 @@ def train_eges(tables: EGESTables, walks: np.ndarray, window: int, negatives: in
                     for t in tables_:
                         all_reduce_sum(t)
                         t /= w.size
+                    count_work("steps")
             if w.size > 1:
                 loss, pairs = all_reduce_sum(np.array([loss, float(pairs)]))
             history["loss"].append(float(loss) / max(1, pairs))
