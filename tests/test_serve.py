@@ -249,6 +249,69 @@ def test_hnsw_index_finds_the_exact_neighbours_and_is_cached(served, tmp_path):
     assert [m["search"] for m in again.methods()] == [m["search"] for m in service.methods()]
 
 
+def _same_answers(ours: list[dict], truth: list[dict], tol: float = 1e-5) -> None:
+    """The same answers, up to movies whose scores tie to float rounding (the lists score
+    with a matrix product, a query with a matrix-vector one): the same scores; the same
+    movies above the last score; the same movie wherever its score has no near-tie.
+    Cleora gives rarely rated movies with the same raters the same vector, so ties are
+    common on ML-100k."""
+    a = [(n["id"], n["score"]) for n in ours]
+    b = [(n["id"], n["score"]) for n in truth]
+    assert len(a) == len(b)
+    np.testing.assert_allclose([x for _, x in a], [x for _, x in b], atol=tol)
+    last = b[-1][1]
+    assert {i for i, x in a if x > last + tol} == {i for i, x in b if x > last + tol}
+    for pos, (item, score) in enumerate(b):  # (at the last score, a movie past the list
+        # may tie too)
+        if score > last + tol and all(abs(b[t][1] - score) > tol for t in (pos - 1, pos + 1)
+                                      if 0 <= t < len(b)):
+            assert a[pos][0] == item, (pos, a, b)
+
+
+def test_precomputed_answers_are_the_exact_ones_and_are_cached(served, tmp_path):
+    """--precompute: every movie's and user's top 100 (the most a query may ask) come from
+    lookups that give what the exact query gives (same movies, same cosines); a second
+    server reads the saved lists instead of computing them."""
+    import shutil
+
+    from embedlens.app.answers import PRECOMPUTED_K
+
+    run, exact = served
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    service = RunService(copy, layout="pca", precompute=True)
+    service.warm()  # loads every method, then precomputes
+    client = TestClient(create_app(service))
+    listed = {m["method"]: m["precomputed"] for m in client.get("/api/methods").json()["methods"]}
+    assert listed == {"cleora": ["recommend", "similar"], "eges": ["recommend", "similar"],
+                      "pop": ["recommend"]}
+    ids = service.train.items.ids[::60].tolist()
+    for method in ("cleora", "eges"):
+        for item in ids:
+            ask = {"item": str(item), "method": method, "k": 20}
+            ours, truth = (c.get("/api/similar", params=ask).json()["neighbours"]
+                           for c in (client, exact))
+            _same_answers(ours, truth)
+    for method in ("cleora", "eges", "pop"):
+        for user in ("1", "7", "500", "943"):
+            ask = {"user": user, "method": method, "k": 30}
+            ours, truth = (c.get("/api/recommend", params=ask).json()["recommendations"]
+                           for c in (client, exact))
+            _same_answers(ours, truth)
+            marks = {r["id"]: r["held_out"] for r in truth}
+            assert all(r["held_out"] == marks[r["id"]] for r in ours if r["id"] in marks)
+    full = client.get("/api/recommend", params={"user": "1", "method": "pop",
+                                                "k": PRECOMPUTED_K}).json()
+    assert len(full["recommendations"]) == PRECOMPUTED_K  # the longest query is a lookup
+    saved = [copy / m / f"answers-{kind}.npz" for m in ("cleora", "eges")
+             for kind in ("similar", "recommend")] + [copy / "pop" / "answers-recommend.npz"]
+    stamps = [f.stat().st_mtime_ns for f in saved]
+    again = RunService(copy, layout="pca", precompute=True)
+    again.warm()
+    assert [f.stat().st_mtime_ns for f in saved] == stamps  # read, not computed again
+    assert again.similar("star wars", "cleora") == service.similar("star wars", "cleora")
+
+
 def test_one_methods_run_is_served_too(served):
     run, _ = served
     client = TestClient(create_app(RunService(run / "cleora")))

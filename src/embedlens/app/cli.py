@@ -572,6 +572,10 @@ def serve(
     threads: Annotated[int | None, typer.Option("--threads", help="Queries answered at once, "
                                                 "each on one core. Default: the cores, at "
                                                 "most 4.")] = None,
+    precompute: Annotated[bool, typer.Option(
+        "--precompute", help="After start-up, compute every movie's 100 nearest movies and "
+        "every user's 100 best movies for each method (cached in the run folder), so that "
+        "queries for up to 100 are lookups.")] = False,
 ) -> None:
     """Serve a run over HTTP: a read-only JSON API (docs at /docs) and an explorer page at /
     (neighbours under every method, a map of the movies, users, cold start, leaderboard).
@@ -584,7 +588,8 @@ def serve(
     threads = min(4, os.cpu_count() or 1) if threads is None else threads
     if not 1 <= threads <= 256:
         raise EmbedlensError(f"--threads must be 1..256, got {threads}.")
-    service = RunService(run, data_dir, layout=layout, index=index, log=note)
+    service = RunService(run, data_dir, layout=layout, index=index, log=note,
+                         precompute=precompute)
     import uvicorn
     from threadpoolctl import threadpool_limits
 

@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +23,15 @@ import numpy as np
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
+from embedlens.app.answers import (
+    PRECOMPUTED_K,
+    TopLists,
+    cached_lists,
+    nearest_lists,
+    run_key,
+    user_lists,
+    vectors_key,
+)
 from embedlens.app.explorer import explorer_page
 from embedlens.app.layout import cached_layout, resolve_layout
 from embedlens.app.queries import able_methods, can_answer, read_leaderboard
@@ -48,7 +57,7 @@ from embedlens.methods.registry import get_method
 T = TypeVar("T")
 
 #: Largest ``k`` a query may ask for, and longest text it may send.
-MAX_K = 100
+MAX_K = PRECOMPUTED_K  # so that with --precompute every query is a lookup
 MAX_TEXT = 200
 MAX_FIELDS = 20
 #: The kinds of query a method may answer (see :func:`embedlens.app.queries.method_dir`).
@@ -110,8 +119,9 @@ class RunService:
 
     def __init__(self, run: str | Path, data_dir: str | Path | None = None,
                  layout: str = "auto", index: str = "auto",
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, precompute: bool = False) -> None:
         self.run = Path(run)
+        self.precompute = precompute
         self.data_dir = data_dir
         self.log = log
         self.layout = resolve_layout(layout)  # both checked before anything is read
@@ -152,6 +162,9 @@ class RunService:
         self._scorers: dict[str, Scorer] = {}
         self._maps: dict[str, dict[str, Any]] = {}
         self._indexes: dict[str, MovieIndex] = {}
+        # (kind, method) -> answers computed ahead (--precompute); a query reads them once
+        # they are there and searches until then
+        self._lists: dict[tuple[str, str], TopLists] = {}
         self._lock = threading.Lock()
         self.ready = threading.Event()  # set once warm() has loaded every method
 
@@ -230,6 +243,30 @@ class RunService:
                 if self.log is not None:
                     self.log(f"{method}: {exc}")
         self.ready.set()
+        if self.precompute:
+            self.compute_answers()
+
+    def compute_answers(self) -> None:
+        """Every method's :data:`~embedlens.app.answers.PRECOMPUTED_K` nearest movies per
+        movie and best movies per user, best method first, read from the run folder or
+        computed and saved there; each kind is used as soon as it is there."""
+        for method in self.dirs:
+            try:
+                if method in self.able["similar"]:
+                    unit = self._unit_items(method).vectors
+                    self._lists[("similar", method)] = cached_lists(
+                        self.dirs[method] / "answers-similar.npz",
+                        vectors_key(unit, PRECOMPUTED_K), partial(nearest_lists, unit))
+                if method in self.able["any"]:
+                    self._lists[("recommend", method)] = cached_lists(
+                        self.dirs[method] / "answers-recommend.npz",
+                        run_key(self.dirs[method] / RUN_FILE, self.train, PRECOMPUTED_K),
+                        partial(user_lists, self._scorer(method), self.train))
+                if self.log is not None:
+                    self.log(f"{method}: answers precomputed")
+            except EmbedlensError as exc:  # its queries search, as without --precompute
+                if self.log is not None:
+                    self.log(f"{method}: {exc}")
 
     def _scorer(self, method: str) -> Scorer:
         """``method``'s scorer over the run's train matrix, built once (it may derive
@@ -256,7 +293,9 @@ class RunService:
                 "recall@10": None if built is None else json_safe(built.recall)}
             out.append({"method": name, "rank": rank, "items": can(cls, "items"),
                         "coldstart": can(cls, "coldstart") and can(cls, "items"),
-                        "search": search, "leaderboard": json_safe(rows.get(name))})
+                        "search": search, "leaderboard": json_safe(rows.get(name)),
+                        "precomputed": sorted(kind for kind, m in list(self._lists)
+                                              if m == name)})
         return out
 
     @cached_property
@@ -307,7 +346,11 @@ class RunService:
         items = self._unit_items(name)
         key = items.resolve(item)
         at = items.positions(np.asarray([key]))
-        top, scores = self._index(name).search(items.vectors[at[0]], k, at)
+        lists = self._lists.get(("similar", name)) if k <= PRECOMPUTED_K else None
+        if lists is not None:
+            top, scores = lists.row(int(at[0]), k)
+        else:
+            top, scores = self._index(name).search(items.vectors[at[0]], k, at)
         return {"method": name, "item": self._movie(key), "neighbours": self._scored(
             items.ids[top], scores)}
 
@@ -339,15 +382,21 @@ class RunService:
         check_k(k)
         row = self.user_row(user)
         name = self.method_for(method, "any")
-        user_id = self.train.users.ids[row].item()
-        recs = self.model(name).recommend(self.train, [user_id], k, scorer=self._scorer(name))
+        ids = self.train.items.ids
+        lists = self._lists.get(("recommend", name)) if k <= PRECOMPUTED_K else None
+        if lists is not None:
+            positions, scores = lists.row(row, k)
+            found = zip(ids[positions].tolist(), scores.tolist(), strict=True)
+        else:
+            recs = self.model(name).recommend(self.train, [self.train.users.ids[row].item()], k,
+                                              scorer=self._scorer(name))
+            found = zip(recs["item_id"].to_list(), recs["score"].to_list(), strict=True)
         held = self._heldout
-        test = (None if held is None else
-                set(self.train.items.ids[held.columns_of(row)].tolist()))
+        test = None if held is None else set(ids[held.columns_of(row)].tolist())
         return {"method": name, "user": user, "recommendations": [
-            {**self._movie(r["item_id"]), "rank": r["rank"], "score": r["score"],
-             "held_out": None if test is None else r["item_id"] in test}
-            for r in recs.iter_rows(named=True)]}
+            {**self._movie(item), "rank": rank, "score": float(score),
+             "held_out": None if test is None else item in test}
+            for rank, (item, score) in enumerate(found, start=1)]}
 
     def coldstart(self, query: ColdStartQuery, method: str | None = None,
                   k: int = 10) -> dict[str, Any]:

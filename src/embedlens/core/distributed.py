@@ -97,7 +97,8 @@ def count_work(kind: str, units: int = 1) -> None:
 
 
 def work_done() -> dict[str, int]:
-    """The units of work this process has counted through :func:`share` so far."""
+    """The units of work this process has counted (:func:`share`, :func:`count_work`) so
+    far."""
     return dict(_WORK)
 
 
