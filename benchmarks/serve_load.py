@@ -11,7 +11,7 @@ method in the background, and the load starts once it says ``ready`` (with
 ``--precompute``, once the answers are computed or read; both times are printed).
 
 Usage: python benchmarks/serve_load.py RUN [--method M] [--clients 1,50] [--requests 2000]
-       [--index exact|hnsw|auto] [--precompute] [--client python|wrk]
+       [--index exact|hnsw|auto] [--precompute] [--client python|wrk] [--workers N]
 """
 
 from __future__ import annotations
@@ -129,6 +129,7 @@ def main() -> None:
     ap.add_argument("--index", default="auto", help="the server's --index")
     ap.add_argument("--precompute", action="store_true", help="the server's --precompute")
     ap.add_argument("--client", choices=("python", "wrk"), default="python")
+    ap.add_argument("--workers", type=int, default=1, help="the server's --workers")
     args = ap.parse_args()
 
     port = free_port()
@@ -136,7 +137,8 @@ def main() -> None:
     server = subprocess.Popen(
         [sys.executable, "-c", "from embedlens.app.cli import main; main()", "--quiet",
          "serve", str(args.run), "--port", str(port), "--index", args.index,
-         "--layout", "pca", *(["--precompute"] if args.precompute else [])],
+         "--layout", "pca", "--workers", str(args.workers),
+         *(["--precompute"] if args.precompute else [])],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         while True:
@@ -150,13 +152,15 @@ def main() -> None:
             except OSError:
                 time.sleep(0.05)
         startup = time.perf_counter() - start
-        while True:  # every method loaded (and its index built or read) in the background
+        # every method loaded (and its index built or read) in the background, in every
+        # worker: each answer comes from any of them, so several in a row must say so
+        in_a_row = 0
+        while in_a_row < 4 * args.workers:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             conn.request("GET", "/api/methods")
             info = json.loads(conn.getresponse().read())
-            if info["ready"]:
-                break
-            time.sleep(0.2)
+            in_a_row = in_a_row + 1 if info["ready"] else 0
+            time.sleep(0.05 if info["ready"] else 0.2)
         ready = time.perf_counter() - start
         precomputed = None
         while args.precompute:  # until the asked method (or every method) has its lists
@@ -166,10 +170,12 @@ def main() -> None:
             lists = {m["method"]: m["precomputed"] for m in info["methods"]}
             wanted = [args.method] if args.method else [info["defaults"]["similar"],
                                                         info["defaults"]["recommend"]]
-            if all(len(lists[m]) >= (2 if m in searchable(info) else 1) for m in wanted):
+            done = all(len(lists[m]) >= (2 if m in searchable(info) else 1) for m in wanted)
+            in_a_row = in_a_row + 1 if done else 0
+            if in_a_row >= 8 * args.workers:
                 precomputed = time.perf_counter() - start
                 break
-            time.sleep(0.5)
+            time.sleep(0.05 if done else 0.5)
         searches = {m["method"]: m["search"] for m in info["methods"] if m["search"]}
 
         saved = load_train(args.run if (args.run / "train.npz").is_file()

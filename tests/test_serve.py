@@ -312,6 +312,48 @@ def test_precomputed_answers_are_the_exact_ones_and_are_cached(served, tmp_path)
     assert again.similar("star wars", "cleora") == service.similar("star wars", "cleora")
 
 
+def test_several_worker_processes_serve_the_same_answers(served, tmp_path):
+    """`embedlens serve --workers 2 --precompute`: two processes share the port, each
+    builds the service from the command's settings and answers as one process does."""
+    import json
+    import shutil
+    import time
+    import urllib.request
+
+    run, exact = served
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-c", "from embedlens.app.cli import main; main()", "--quiet",
+         "serve", str(copy), "--port", str(port), "--layout", "pca", "--workers", "2",
+         "--precompute"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def get(path: str) -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+            return json.loads(r.read())
+
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/api/methods", server)
+        for _ in range(600):  # both workers loaded and precomputed (answers come from either)
+            if all(all(m["precomputed"] for m in get("/api/methods")["methods"])
+                   for _ in range(4)):
+                break
+            time.sleep(0.1)
+        for _ in range(10):  # whichever worker answers, the answer is one process's
+            ours = get("/api/similar?item=50&method=cleora&k=10")["neighbours"]
+            truth = exact.get("/api/similar", params={"item": "50", "method": "cleora",
+                                                      "k": 10}).json()["neighbours"]
+            _same_answers(ours, truth)
+            recs = get("/api/recommend?user=1&method=eges&k=10")["recommendations"]
+            _same_answers(recs, exact.get("/api/recommend", params={
+                "user": "1", "method": "eges"}).json()["recommendations"])
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert (copy / "cleora" / "answers-similar.npz").is_file()
+
+
 def test_one_methods_run_is_served_too(served):
     run, _ = served
     client = TestClient(create_app(RunService(run / "cleora")))

@@ -11,6 +11,7 @@ query, and kept.
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 from collections.abc import Callable
@@ -242,9 +243,16 @@ class RunService:
             except EmbedlensError as exc:  # the query will report it; warming goes on
                 if self.log is not None:
                     self.log(f"{method}: {exc}")
+        # what is loaded now lives as long as the server: out of the garbage collector's
+        # sight, a full collection no longer walks the run's millions of objects (titles,
+        # ids) in the middle of a query (tail latency under load); frozen before the server
+        # says it is ready, so that this one full collection is not in the middle either
+        gc.collect()
+        gc.freeze()
         self.ready.set()
         if self.precompute:
             self.compute_answers()
+            gc.freeze()  # the lists are a few arrays: nothing to collect, just keep it so
 
     def compute_answers(self) -> None:
         """Every method's :data:`~embedlens.app.answers.PRECOMPUTED_K` nearest movies per
@@ -353,6 +361,15 @@ class RunService:
             top, scores = self._index(name).search(items.vectors[at[0]], k, at)
         return {"method": name, "item": self._movie(key), "neighbours": self._scored(
             items.ids[top], scores)}
+
+    def looks_up(self, kind: str, method: str | None, k: int, item: str | None = None
+                 ) -> bool:
+        """Whether a ``kind`` query ("similar", "recommend") is answered from precomputed
+        lists: they are there for its method, ``k`` is within them, and (similar) the movie
+        is named by its id, not by a title to search for."""
+        name = method if method is not None else self.defaults().get(kind)
+        return (k <= PRECOMPUTED_K and (kind, name) in self._lists
+                and (item is None or item.strip().lstrip("-").isdigit()))
 
     def user_row(self, user: str) -> int:
         """The train row of a user id (as the dataset spells it)."""
@@ -474,6 +491,52 @@ class RunService:
         return HeldOut.of(split)
 
 
+#: Where ``embedlens serve --workers N`` hands its settings to the worker processes.
+SERVE_SETTINGS_ENV = "EMBEDLENS_SERVE_SETTINGS"
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """What ``embedlens serve`` was asked for: enough to build the same service in every
+    worker process."""
+
+    run: str
+    data_dir: str | None = None
+    layout: str = "auto"
+    index: str = "auto"
+    precompute: bool = False
+    threads: int = 1
+
+    def service(self, log: Callable[[str], None] | None = None) -> RunService:
+        return RunService(self.run, self.data_dir, layout=self.layout, index=self.index,
+                          log=log, precompute=self.precompute)
+
+    def app(self, service: RunService) -> Any:
+        """The app over ``service``, every method loaded in the background; BLAS held to
+        one thread (a query is one small product: more threads only wait)."""
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1, "blas")
+        return create_app(service, warm=True, workers=self.threads)
+
+    def to_json(self) -> str:
+        import json
+        from dataclasses import asdict
+
+        return json.dumps(asdict(self))
+
+
+def worker_app() -> Any:
+    """The app of one ``embedlens serve --workers N`` process, from the settings the
+    command left in :data:`SERVE_SETTINGS_ENV`."""
+    import json
+
+    from embedlens.core.progress import note
+
+    settings = ServeSettings(**json.loads(os.environ[SERVE_SETTINGS_ENV]))
+    return settings.app(settings.service(log=note))
+
+
 def create_app(service: RunService, warm: bool = False, workers: int = 1) -> Any:
     """The FastAPI application over ``service``; with ``warm``, every method is loaded in a
     background thread once the server is up (``/api/methods`` says ``ready`` when done), so
@@ -493,7 +556,10 @@ def create_app(service: RunService, warm: bool = False, workers: int = 1) -> Any
     # loop only does I/O and the queries queue first come, first served.
     pool = ThreadPoolExecutor(workers, thread_name_prefix="embedlens-query")
 
-    async def answer(fn: Callable[..., Any], *args: Any) -> JSONResponse:
+    async def answer(fn: Callable[..., Any], *args: Any, lookup: bool = False
+                     ) -> JSONResponse:
+        if lookup:  # a precomputed answer takes microseconds: less than the hop to the pool
+            return JSONResponse(fn(*args))
         # the JSON encoding runs in the pool too: for a long answer it is most of the work
         return await asyncio.get_running_loop().run_in_executor(
             pool, lambda: JSONResponse(fn(*args)))
@@ -539,13 +605,15 @@ def create_app(service: RunService, warm: bool = False, workers: int = 1) -> Any
     async def similar(item: str = Query(..., min_length=1, max_length=MAX_TEXT),
                       method: str | None = Query(None, max_length=MAX_TEXT),
                       k: int = Query(10, ge=1, le=MAX_K)) -> JSONResponse:
-        return await answer(service.similar, item, method, k)
+        return await answer(service.similar, item, method, k,
+                            lookup=service.looks_up("similar", method, k, item))
 
     @app.get("/api/recommend")
     async def recommend(user: str = Query(..., min_length=1, max_length=MAX_TEXT),
                         method: str | None = Query(None, max_length=MAX_TEXT),
                         k: int = Query(10, ge=1, le=MAX_K)) -> JSONResponse:
-        return await answer(service.recommend, user, method, k)
+        return await answer(service.recommend, user, method, k,
+                            lookup=service.looks_up("recommend", method, k))
 
     @app.get("/api/users/{user}")
     async def user(user: str) -> JSONResponse:
