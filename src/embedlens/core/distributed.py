@@ -256,15 +256,15 @@ def sum_gradients(parameters: Any) -> None:
     one batch). Dense gradients travel as one buffer per dtype; a sparse gradient (an
     embedding's rows) is gathered, not densified, so only the rows some rank touched
     travel. Every rank must pass the same parameters, each with a gradient of the same
-    kind."""
+    kind (or none on every rank)."""
     w = world()
     if w.size == 1:
         return
     import torch
 
-    params = list(parameters)
-    if any(p.grad is None for p in params):
-        raise ValueError("sum_gradients: a parameter has no gradient on this rank")
+    # a parameter the loss did not use has no gradient, and the optimiser leaves it alone;
+    # so does the exchange (the same code runs on every rank, so they all leave it out)
+    params = [p for p in parameters if p.grad is not None]
     by_dtype: dict[Any, list[Any]] = {}
     for p in params:
         if not p.grad.is_sparse:
