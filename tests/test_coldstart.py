@@ -85,5 +85,11 @@ def test_text_places_every_held_out_movie_in_one_batch(ml100k, tmp_path, monkeyp
     assert not vectors[1].any()
     for row in (0, 2):
         np.testing.assert_array_equal(vectors[row], model.coldstart(**movies[row]))
+    import pytest
+
+    from embedlens.core.errors import DataError
+
+    with pytest.raises(DataError, match="needs a title, genres, tags or a year"):
+        model.coldstart(**movies[1])
     out = evaluate_coldstart(model, split)
     assert out["model, held-out only"]["cold_share@10"] == 1.0

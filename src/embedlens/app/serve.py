@@ -5,8 +5,8 @@ user, a user's history, cold start, a 2-D map); :func:`create_app` puts it behin
 Every value a request carries is checked against what the run holds (its methods, movie ids
 and titles, user ids) and bounded in size; nothing in a request reaches the filesystem. The
 only files the server writes are caches beside a method's own (a map layout, an HNSW
-index). Each method is loaded once, in the background after start-up or on its first
-query, and kept.
+index, precomputed answers). Each method is loaded once, in the background after start-up
+or on its first query, and kept.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from embedlens.app.answers import (
     cached_lists,
     nearest_lists,
     run_key,
+    train_digest,
     user_lists,
     vectors_key,
 )
@@ -258,6 +259,7 @@ class RunService:
         """Every method's :data:`~embedlens.app.answers.PRECOMPUTED_K` nearest movies per
         movie and best movies per user, best method first, read from the run folder or
         computed and saved there; each kind is used as soon as it is there."""
+        train_key = train_digest(self.train) if self.able["any"] else ""
         for method in self.dirs:
             try:
                 if method in self.able["similar"]:
@@ -268,7 +270,7 @@ class RunService:
                 if method in self.able["any"]:
                     self._lists[("recommend", method)] = cached_lists(
                         self.dirs[method] / "answers-recommend.npz",
-                        run_key(self.dirs[method] / RUN_FILE, self.train, PRECOMPUTED_K),
+                        run_key(self.dirs[method] / RUN_FILE, train_key, PRECOMPUTED_K),
                         partial(user_lists, self._scorer(method), self.train))
                 if self.log is not None:
                     self.log(f"{method}: answers precomputed")
@@ -367,7 +369,10 @@ class RunService:
         """Whether a ``kind`` query ("similar", "recommend") is answered from precomputed
         lists: they are there for its method, ``k`` is within them, and (similar) the movie
         is named by its id, not by a title to search for."""
-        name = method if method is not None else self.defaults().get(kind)
+        try:
+            name = self.method_for(method, "similar" if kind == "similar" else "any")
+        except EmbedlensError:  # the query itself reports it
+            return False
         return (k <= PRECOMPUTED_K and (kind, name) in self._lists
                 and (item is None or item.strip().lstrip("-").isdigit()))
 

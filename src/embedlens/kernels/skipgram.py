@@ -145,7 +145,7 @@ def owned_pair_counts(walks: np.ndarray, n_nodes: int, window: int) -> sp.csr_ma
         got = exchange_rows(index_parts)
         local = sp.coo_matrix((exchange_rows(value_parts), (got[:, 0], got[:, 1])),
                               shape=(n_nodes, n_nodes)).tocsr()
-    owned = local[lo:hi]
+    owned = local if w.size == 1 else local[lo:hi]  # (slicing every row would copy it)
     owned.data /= window
     return owned
 

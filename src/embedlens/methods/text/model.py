@@ -119,10 +119,11 @@ class TextModel(EmbeddingModel):
                   year: int | None = None, title: str | None = None) -> np.ndarray:
         """A vector for a movie nobody has rated, from its text: title (when given), year,
         genres and tags, encoded like every movie's."""
-        if not (title or genres or tags or year):
+        vectors, placed = self.coldstart_many([{"genres": genres, "tags": tags, "year": year,
+                                                "title": title}])
+        if not placed[0]:
             raise DataError("A text vector needs a title, genres, tags or a year.")
-        return self.coldstart_many([{"genres": genres, "tags": tags, "year": year,
-                                     "title": title}])[0][0]
+        return vectors[0]
 
     def coldstart_many(self, movies: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`coldstart` for many movies (dicts of its keyword arguments), encoded in
