@@ -174,6 +174,8 @@ def test_serve_refuses_bad_arguments_in_one_line(tmp_path):
     assert proc.returncode == 2 and "--port" in proc.stderr
     proc = cli("serve", str(tmp_path), "--threads", "0", ok=False)
     assert proc.returncode == 2 and "--threads must be 1..256, got 0" in proc.stderr
+    proc = cli("serve", str(tmp_path), "--workers", "0", ok=False)
+    assert proc.returncode == 2 and "--workers must be 1..64, got 0" in proc.stderr
     for option, value in (("--layout", "tsne"), ("--index", "faiss")):
         proc = cli("serve", str(tmp_path), option, value, ok=False)
         assert proc.returncode == 2 and value in proc.stderr and "choose from" in proc.stderr
