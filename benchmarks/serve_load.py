@@ -12,6 +12,7 @@ method in the background, and the load starts once it says ``ready`` (with
 
 Usage: python benchmarks/serve_load.py RUN [--method M] [--clients 1,50] [--requests 2000]
        [--index exact|hnsw|auto] [--precompute] [--client python|wrk] [--workers N]
+       [--wrk-seconds S]
 """
 
 from __future__ import annotations
@@ -130,6 +131,8 @@ def main() -> None:
     ap.add_argument("--precompute", action="store_true", help="the server's --precompute")
     ap.add_argument("--client", choices=("python", "wrk"), default="python")
     ap.add_argument("--workers", type=int, default=1, help="the server's --workers")
+    ap.add_argument("--wrk-seconds", type=float, default=0.0,
+                    help="run wrk at least this long (a rare stall shows in a long run)")
     args = ap.parse_args()
 
     port = free_port()
@@ -207,10 +210,11 @@ def main() -> None:
                 measured = load(port, paths, clients)
                 rows.append({"client": "python", "query": kind, "clients": clients,
                              **measured})
-                if args.client == "wrk":  # as long as the Python clients took
+                if args.client == "wrk":  # as long as the Python clients took, or longer
                     seconds = measured["requests"] / max(float(measured["req/s"]), 1e-9)
                     rows.append({"client": "wrk", "query": kind, "clients": clients,
-                                 **load_wrk(port, paths, clients, seconds)})
+                                 **load_wrk(port, paths, clients,
+                                            max(seconds, args.wrk_seconds))})
         print_table(rows, f"embedlens serve {args.run} ({len(train.items):,} movies, "
                           f"{len(train.users):,} users; similar-movie search: {searches})")
     finally:

@@ -35,6 +35,28 @@ def test_companions_follow_the_planted_groups(planted):
     assert np.mean(same) > 0.7
 
 
+def test_above_the_cap_a_seeded_sample_of_movies_is_judged(planted):
+    _, data = planted
+    every = SimilaritySplit.prepare(data)
+    assert every.sampled_from == 0 and every.queries.size > 40
+    few = SimilaritySplit.prepare(data, max_queries=40)
+    assert few.queries.size == 40 and few.sampled_from >= every.queries.size
+    assert np.isin(few.queries, every.queries).all() and (np.diff(few.queries) > 0).all()
+    assert np.array_equal(few.queries, SimilaritySplit.prepare(data, max_queries=40).queries)
+    assert not np.array_equal(few.queries,
+                              SimilaritySplit.prepare(data, max_queries=40, seed=1).queries)
+    rows = np.searchsorted(every.queries, few.queries)  # the same companions per movie
+    assert (few.companions != every.companions[rows]).nnz == 0
+    ids = data.train.items.ids
+    judged = evaluate_similarity(Embeddings(ids, np.eye(ids.size)[:, :8]), few)
+    assert (judged["sim_queries"], judged["sim_sampled_from"]) == (40, few.sampled_from)
+    # chunk by chunk: a cap near the whole yields what the whole does, in the same order
+    most = SimilaritySplit.prepare(data, max_queries=every.queries.size - 1)
+    assert np.isin(most.queries, every.queries).all()
+    assert (most.companions != every.companions[np.searchsorted(every.queries,
+                                                                 most.queries)]).nnz == 0
+
+
 def test_group_vectors_beat_random_vectors_on_neighbours(planted):
     ds, data = planted
     sim = SimilaritySplit.prepare(data)

@@ -110,6 +110,21 @@ def test_id_map_and_matrix():
     assert IdMap.fit(pl.Series(["b", "a", "b"])).ids.tolist() == ["a", "b"]
 
 
+def test_id_map_indexes_few_and_many_values_alike():
+    # a few values take numpy on the calling thread, many take numba's table: same answers
+    ids = IdMap.fit(np.array([5, 8, 9, 20], dtype=np.int32))
+    # below, inside (present and absent: 6, 15) and above the ids' span
+    probe = np.array([4, 5, 9, 21, 20, -3, 8, 100, 6, 15], dtype=np.int64)
+    want = [-1, 0, 2, -1, 3, -1, 1, -1, -1, -1]
+    flagged = [-7 if w < 0 else w for w in want]
+    assert ids.index(probe).tolist() == want
+    assert ids.index(probe, missing=-7).tolist() == flagged
+    assert [ids.position(int(v), missing=-7) for v in probe] == flagged
+    many = np.tile(probe, 200)  # above FEW_VALUES
+    assert ids.index(many).tolist() == want * 200
+    assert ids.index(many, missing=-7).tolist() == flagged * 200
+
+
 def test_missing_column_is_named():
     with pytest.raises(DataError, match="timestamp"):
         GlobalTimeSplitter().split(pl.DataFrame({"user_id": [1, 2], "item_id": [1, 2]}))

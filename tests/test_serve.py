@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -14,6 +15,7 @@ from embedlens.app.config import RunConfig
 from embedlens.app.layout import pca_2d
 from embedlens.app.pipeline import run_all
 from embedlens.app.serve import RunService, create_app
+from embedlens.core.errors import EmbedlensError
 from embedlens.data import load_movielens
 from embedlens.evaluation.splits import EvalSplit
 from embedlens.io.runs import load_run
@@ -314,9 +316,101 @@ def test_precomputed_answers_are_the_exact_ones_and_are_cached(served, tmp_path)
     assert again.similar("star wars", "cleora") == service.similar("star wars", "cleora")
 
 
+def test_servers_started_together_compute_the_lists_once(tmp_path):
+    """Two servers (--workers) asking for the same uncached lists: one computes them while
+    the other waits, then reads what the first saved; another key computes again."""
+    import threading
+    import time
+
+    from embedlens.app.answers import TopLists, cached_lists
+
+    builds = []
+
+    def build() -> TopLists:
+        builds.append(threading.get_ident())
+        time.sleep(0.3)  # long enough for the other thread to ask meanwhile
+        return TopLists(np.arange(6, dtype=np.int32).reshape(2, 3),
+                        np.ones((2, 3), dtype=np.float32))
+
+    path = tmp_path / "answers-similar.npz"
+    got: list[TopLists] = []
+    threads = [threading.Thread(target=lambda: got.append(cached_lists(path, "k1", build)))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(builds) == 1 and len(got) == 2
+    assert all(np.array_equal(g.positions, got[0].positions) for g in got)
+    cached_lists(path, "k1", build)
+    assert len(builds) == 1  # read from the file
+    cached_lists(path, "k2", build)
+    assert len(builds) == 2  # made from something else: computed again
+
+
+def test_lookups_are_answered_in_front_of_fastapi_as_its_routes_answer(served, tmp_path):
+    """With precomputed lists, a lookup is answered before FastAPI (LookupShortcut) with
+    the route's own answer; anything else (a title, a bad or repeated value, an unknown id
+    or method) is left to the route, which checks and reports it."""
+    import shutil
+
+    import orjson
+
+    from embedlens.app.serve import lookup_answer
+
+    run, _ = served
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    service = RunService(copy, layout="pca", precompute=True)
+    service.warm()
+    app = create_app(service)
+    routed, shortcut = TestClient(app.app), TestClient(app)  # FastAPI alone; as served
+    for path, query in [("/api/similar", "item=50&k=10"), ("/api/similar", "item=50"),
+                        ("/api/similar", "item=50&k=010"), ("/api/similar", "item=%2050%20"),
+                        ("/api/similar", "item=50&method=eges&k=100"),
+                        ("/api/recommend", "user=1&k=7"),
+                        ("/api/recommend", "user=943&method=pop")]:
+        body = lookup_answer(service, path, query.encode())
+        assert body is not None, query
+        listed = "neighbours" if path.endswith("similar") else "recommendations"
+        assert len(orjson.loads(body)[listed]) > 0
+        assert routed.get(f"{path}?{query}").content == body  # the route's bytes
+        assert shortcut.get(f"{path}?{query}").content == body
+    for path, query, status in [
+        ("/api/similar", "item=50&k=0", 422), ("/api/similar", "item=50&k=101", 422),
+        ("/api/similar", "item=50&k=ten", 422), ("/api/similar", "item=" + "9" * 300, 422),
+        ("/api/similar", "item=", 422), ("/api/similar", "item=star+wars", 200),
+        ("/api/similar", "item=50&item=51", 200), ("/api/similar", "item=999999", 404),
+        ("/api/similar", "item=50&method=bogus", 400), ("/api/similar", "item=50&method=pop",
+                                                        400),
+        ("/api/recommend", "user=999999", 404), ("/api/recommend", "user=1&k=-1", 422),
+        ("/api/recommend", "user=1&k=" + "1" * 5000, 422),
+        ("/api/recommend", "user=1&k=" + "0" * 4400 + "5", 200),
+        ("/api/recommend", "user=1&k=%2B10", 200), ("/api/recommend", "user=1&method=", 400),
+        ("/api/recommend", "user=%C2%B2", 404), ("/api/similar", "item=--5", 404),
+    ]:
+        assert lookup_answer(service, path, query.encode()) is None, query
+        answer = shortcut.get(f"{path}?{query}")
+        assert answer.status_code == status, (query, answer.text)
+        assert answer.json() == routed.get(f"{path}?{query}").json()
+
+
+def test_a_taken_port_is_one_clear_error():
+    import socket
+
+    from embedlens.app.workers import listening_socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(EmbedlensError, match=f"Cannot listen on 127.0.0.1:{port}"):
+            listening_socket("127.0.0.1", port)
+
+
 def test_several_worker_processes_serve_the_same_answers(served, tmp_path):
-    """`embedlens serve --workers 2 --precompute`: two processes share the port, each
-    builds the service from the command's settings and answers as one process does."""
+    """`embedlens serve --workers 2 --precompute`: two processes forked from the command
+    share the port, each loads the methods and answers as one process does."""
     import json
     import shutil
     import time
@@ -342,6 +436,8 @@ def test_several_worker_processes_serve_the_same_answers(served, tmp_path):
                    for _ in range(4)):
                 break
             time.sleep(0.1)
+        else:
+            pytest.fail("the workers did not precompute their answers within 60 s")
         for _ in range(10):  # whichever worker answers, the answer is one process's
             ours = get("/api/similar?item=50&method=cleora&k=10")["neighbours"]
             truth = exact.get("/api/similar", params={"item": "50", "method": "cleora",
@@ -353,7 +449,39 @@ def test_several_worker_processes_serve_the_same_answers(served, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+    # SIGTERM stops every worker, then the command, by that signal (as one uvicorn does)
+    assert server.returncode == -signal.SIGTERM
+    with pytest.raises(OSError):  # no worker is left answering
+        get("/api/methods")
     assert (copy / "cleora" / "answers-similar.npz").is_file()
+
+
+def test_a_worker_that_dies_stops_the_server_with_one_line(served):
+    import signal
+    import urllib.request
+    from pathlib import Path
+
+    run, _ = served
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-c", "from embedlens.app.cli import main; main()", "--quiet",
+         "serve", str(run), "--port", str(port), "--layout", "pca", "--workers", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/api/methods", server)
+        workers = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+        assert len(workers) == 2
+        os.kill(int(workers[0]), signal.SIGKILL)
+        server.wait(timeout=30)
+    finally:
+        server.kill()
+        server.wait(timeout=30)
+    assert server.returncode == 1
+    said = server.stderr.read() if server.stderr else ""
+    assert f"server process {workers[0]} ended by itself (signal 9)" in said
+    assert "Traceback" not in said
+    with pytest.raises(OSError):  # the other worker was stopped too
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/api/methods", timeout=5)
 
 
 def test_one_methods_run_is_served_too(served):

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from embedlens.core.errors import DataError
-from embedlens.core.files import array_digest, load_arrays, save_arrays
+from embedlens.core.files import array_digest, file_lock, load_arrays, save_arrays
 from embedlens.core.interactions import InteractionMatrix
 from embedlens.kernels.topk import Scorer, dot_scorer, topk
 
@@ -72,7 +72,24 @@ def user_lists(scorer: Scorer, train: InteractionMatrix, k: int = PRECOMPUTED_K)
 
 def cached_lists(path: Path, key: str, build: Callable[[], TopLists]) -> TopLists:
     """The lists saved at ``path`` when they were made from ``key``, else ``build()``,
-    saved there (atomically; a read-only run folder only costs the cache)."""
+    saved there (atomically; a read-only run folder only costs the cache). Servers started
+    together (``--workers``) take turns: one computes, the others then read its lists."""
+    found = _saved_lists(path, key)
+    if found is not None:
+        return found
+    with contextlib.ExitStack() as held:
+        with contextlib.suppress(OSError):  # a read-only folder: no lock, no cache
+            held.enter_context(file_lock(path.with_name(path.name + ".lock")))
+        found = _saved_lists(path, key)  # made while this process waited
+        if found is None:
+            found = build()
+            with contextlib.suppress(OSError):
+                save_arrays(path, positions=found.positions, scores=found.scores,
+                            key=np.asarray(key))
+        return found
+
+
+def _saved_lists(path: Path, key: str) -> TopLists | None:
     if path.is_file():
         try:
             z = load_arrays(path, ("positions", "scores", "key"), "precomputed answers")
@@ -80,10 +97,7 @@ def cached_lists(path: Path, key: str, build: Callable[[], TopLists]) -> TopList
                 return TopLists(z["positions"], z["scores"])
         except DataError:
             pass  # a damaged cache is computed again and replaced
-    lists = build()
-    with contextlib.suppress(OSError):
-        save_arrays(path, positions=lists.positions, scores=lists.scores, key=np.asarray(key))
-    return lists
+    return None
 
 
 def vectors_key(unit: np.ndarray, k: int) -> str:

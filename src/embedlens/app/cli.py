@@ -15,7 +15,7 @@ from rich.text import Text
 
 from embedlens.core.distributed import launched
 from embedlens.core.errors import EmbedlensError
-from embedlens.core.progress import is_quiet, quiet_from_env, set_quiet
+from embedlens.core.progress import quiet_from_env, set_quiet
 from embedlens.core.threads import thread_budget
 
 app = typer.Typer(
@@ -511,7 +511,10 @@ def recommend(
         train = EvalSplit.prepare(ds, info.protocol).train
         title_of = {} if ds.items is None else dict(
             zip(ds.items["item_id"].to_list(), ds.items["title"].to_list(), strict=True))
-    user_id: object = int(user) if user.lstrip("-").isdigit() else user
+    from embedlens.core.ids import typed_int
+
+    number = typed_int(user)
+    user_id: object = user if number is None else number
     recs = model.recommend(train, [user_id], k)
     if recs.height == 0:
         raise EmbedlensError(f"Nothing to recommend to user {user}: {info.method} has no "
@@ -577,13 +580,15 @@ def serve(
         "every user's 100 best movies for each method (cached in the run folder), so that "
         "queries for up to 100 are lookups.")] = False,
     workers: Annotated[int, typer.Option(
-        "--workers", help="Server processes sharing the port, each holding the run in "
-        "memory (uvicorn's workers; more answer more lookups at once).")] = 1,
+        "--workers", help="Server processes sharing the port, forked once the run is read "
+        "(more answer more lookups at once; each loads the methods itself).")] = 1,
 ) -> None:
     """Serve a run over HTTP: a read-only JSON API (docs at /docs) and an explorer page at /
     (neighbours under every method, a map of the movies, users, cold start, leaderboard).
     Every method is loaded in the background once the server answers."""
-    from embedlens.app.serve import SERVE_SETTINGS_ENV, ServeSettings
+    from embedlens.app.serve import RunService, served_app
+    from embedlens.app.workers import check_workers, listening_socket
+    from embedlens.app.workers import serve as serve_app
     from embedlens.core.progress import note
 
     if not 0 < port < 65536:
@@ -591,23 +596,14 @@ def serve(
     threads = min(4, os.cpu_count() or 1) if threads is None else threads
     if not 1 <= threads <= 256:
         raise EmbedlensError(f"--threads must be 1..256, got {threads}.")
-    if not 1 <= workers <= 64:
-        raise EmbedlensError(f"--workers must be 1..64, got {workers}.")
-    settings = ServeSettings(str(run), None if data_dir is None else str(data_dir), layout,
-                             index, precompute, threads)
-    service = settings.service(log=note)  # every argument checked before a worker starts
-    import uvicorn
-
-    console.print(f"Serving {run} at http://{host}:{port}/ (API docs at /docs); Ctrl+C stops.")
-    if workers == 1:
-        uvicorn.run(settings.app(service), host=host, port=port, log_level="warning")
-    else:  # each worker process builds its own service from the settings
-        del service
-        os.environ[SERVE_SETTINGS_ENV] = settings.to_json()
-        if is_quiet():
-            os.environ["EMBEDLENS_QUIET"] = "1"  # the workers are quiet too
-        uvicorn.run("embedlens.app.serve:worker_app", factory=True, workers=workers,
-                    host=host, port=port, log_level="warning")
+    check_workers(workers)
+    service = RunService(run, data_dir, layout=layout, index=index, log=note,
+                         precompute=precompute)
+    sock = listening_socket(host, port)
+    app = served_app(service, threads)
+    console.print(f"Serving {run} at http://{host}:{port}/ (API docs at /docs)"
+                  f"{f' from {workers} processes' if workers > 1 else ''}; Ctrl+C stops.")
+    serve_app(app, sock, workers)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -24,12 +24,12 @@ LAYOUTS = ("auto", "umap", "pca")
 
 
 def umap_available() -> bool:
-    """Whether umap-learn can be imported."""
-    try:
-        import umap  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether umap-learn is installed. Found, not imported: importing it (and with it
+    scikit-learn and numba's compilations) took 2-3 s of a server's 5 s start-up budget, for
+    a layout that is computed once, if ever."""
+    from importlib.util import find_spec
+
+    return find_spec("umap") is not None
 
 
 def resolve_layout(kind: str) -> str:
@@ -69,7 +69,11 @@ def umap_2d(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
     x = np.asarray(vectors, dtype=np.float32)
     if x.shape[0] <= 16:
         return pca_2d(x)
-    import umap
+    try:
+        import umap
+    except Exception as exc:  # installed (found) but broken, e.g. against this numba
+        raise DataError(f"umap-learn is installed but cannot be imported ({exc}); repair "
+                        "it or choose the pca layout.") from None
 
     with warnings.catch_warnings():  # "n_jobs overridden to 1 by setting random_state"
         warnings.simplefilter("ignore", UserWarning)

@@ -106,7 +106,8 @@ class Leaderboard:
         return [f"{sim[f'sim_ndcg@{k}']:.4f} ± {sim[f'sim_ndcg@{k}_ci95']:.4f}",
                 "" if genre is None else f"{genre:.3f}",
                 f"{sim[f'neighbour_popularity@{k}']:.3f}",
-                f"{sim['sim_queries_embedded']:,} / {sim['sim_queries']:,}"]
+                f"{sim['sim_queries_embedded']:,} / {sim['sim_queries']:,}"
+                + _sampled_from(sim)]
 
     def neighbour_header(self) -> list[str]:
         k = self.k
@@ -320,3 +321,10 @@ def coldstart_html(record: dict[str, Any], k: int) -> str:
         out.append(f"<tr class={e(r['role'])}>" + "".join(f"<td>{c}</td>" for c in cells)
                    + "</tr>")
     return "".join(out) + "</table>"
+
+
+def _sampled_from(sim: dict[str, Any]) -> str:
+    """" (a sample of N)" when the judged movies were a sample (runs made before samples
+    judged every movie)."""
+    population = sim.get("sim_sampled_from", 0)
+    return f" (a sample of {population:,})" if population else ""

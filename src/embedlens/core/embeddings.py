@@ -18,6 +18,7 @@ from embedlens.core.files import (
     read_parquet,
     save_arrays,
 )
+from embedlens.core.ids import typed_int
 
 _ARTICLES = ("the", "a", "an", "les", "la", "le", "il", "das", "der", "die", "el", "los")
 
@@ -191,10 +192,11 @@ class Embeddings:
                 self._not_embedded([key])
                 self._position(key)  # raises a clear unknown-id error
             return key
-        if key.strip().lstrip("-").isdigit() and int(key) in self:
-            return int(key)
-        if key.strip().lstrip("-").isdigit():
-            self._not_embedded([int(key)])
+        number = typed_int(key)
+        if number is not None and number in self:
+            return number
+        if number is not None:
+            self._not_embedded([number])
         if self.metadata is None:
             raise DataError(
                 f"No titles are attached to these embeddings; use an id, not {key!r}, or attach "
