@@ -38,10 +38,9 @@ from embedlens.app.answers import (
 )
 from embedlens.app.explorer import explorer_page
 from embedlens.app.layout import cached_layout, resolve_layout
-from embedlens.app.leaderboard import Leaderboard
 from embedlens.app.queries import able_methods, can_answer, read_leaderboard
 from embedlens.app.report import main_genre_of
-from embedlens.app.train import HeldOut, load_heldout, train_file
+from embedlens.app.train import HeldOut, load_heldout, load_train
 from embedlens.app.vector_index import (
     ANN_MIN_ITEMS,
     MovieIndex,
@@ -56,7 +55,6 @@ from embedlens.core.embeddings import (
 from embedlens.core.errors import DataError, EmbedlensError, UnknownNameError
 from embedlens.core.files import json_safe, read_json_object
 from embedlens.core.ids import typed_int
-from embedlens.core.interactions import InteractionMatrix
 from embedlens.io.runs import RUN_FILE, RunInfo, load_run
 from embedlens.methods.base import ColdStart, ItemVectors, Model, Scorer, can
 from embedlens.methods.registry import get_method
@@ -120,24 +118,6 @@ def check_k(k: int) -> int:
     return k
 
 
-def run_methods(run: Path) -> tuple[Leaderboard | None, dict[str, Path]]:
-    """A run folder's leaderboard (``None`` for one method's ``train`` folder) and each of
-    its methods' folders, best first; one clear error if it is not a run."""
-    if (run / RUN_FILE).is_file():
-        return None, {RunInfo.load(run).method: run}
-    board = read_leaderboard(run)
-    return board, {row.method: run / row.method for row in board.ranked()}
-
-
-def served_train_file(run: Path, dirs: dict[str, Path]) -> Path:
-    """The train matrix the server reads (every method of a run shares it)."""
-    path = train_file(next(iter(dirs.values())))
-    if path is None:
-        raise DataError(f"{run} has no train.npz (runs made before it was kept); re-run it "
-                        "to serve it.")
-    return path
-
-
 class RunService:
     """The answers ``embedlens serve`` gives for one run folder (a full ``embedlens run`` or
     one method's ``embedlens train``). Thread-safe: models load once, under a lock."""
@@ -151,7 +131,13 @@ class RunService:
         self.log = log
         self.layout = resolve_layout(layout)  # both checked before anything is read
         resolve_index(index, 0)
-        self.board, self.dirs = run_methods(self.run)
+        if (self.run / RUN_FILE).is_file():
+            self.board = None
+            info = RunInfo.load(self.run)
+            self.dirs = {info.method: self.run}
+        else:
+            self.board = read_leaderboard(self.run)  # one clear error if it is not a run
+            self.dirs = {row.method: self.run / row.method for row in self.board.ranked()}
         # which methods answer which query, best first, decided once (no file is read per
         # request, and a request's method name is only ever looked up in these lists)
         self.able: dict[str, list[str]] = {}
@@ -161,7 +147,11 @@ class RunService:
                                    else [m for m in self.dirs if can_answer(m, need)])
             except EmbedlensError:  # no method of the run can answer it
                 self.able[need] = []
-        self.train, titles = InteractionMatrix.load(served_train_file(self.run, self.dirs))
+        saved = load_train(next(iter(self.dirs.values())))
+        if saved is None:
+            raise DataError(f"{self.run} has no train.npz (runs made before it was kept); "
+                            "re-run it to serve it.")
+        self.train, titles = saved
         ids = self.train.items.ids
         self.titles: dict[Any, str] = (
             {} if titles is None else dict(zip(ids.tolist(), titles.tolist(), strict=True)))
@@ -622,11 +612,9 @@ def create_app(service: RunService, warm: bool = False, workers: int = 1) -> Any
     # loop only does I/O and the queries queue first come, first served.
     pool = ThreadPoolExecutor(workers, thread_name_prefix="embedlens-query")
 
-    async def answer(fn: Callable[..., Any], *args: Any, lookup: bool = False
-                     ) -> JSON:
-        if lookup:  # a precomputed answer takes microseconds: less than the hop to the pool
-            return JSON(fn(*args))
-        # the JSON encoding runs in the pool too: for a long answer it is most of the work
+    async def answer(fn: Callable[..., Any], *args: Any) -> JSON:
+        # precomputed lookups seldom get here (LookupShortcut answers them); the JSON
+        # encoding runs in the pool too: for a long answer it is most of the work
         return await asyncio.get_running_loop().run_in_executor(
             pool, lambda: JSON(fn(*args)))
 
@@ -659,8 +647,7 @@ def create_app(service: RunService, warm: bool = False, workers: int = 1) -> Any
     @app.get("/api/methods")
     async def methods() -> JSON:
         return JSON({"methods": service.methods(), "defaults": service.defaults(),
-                             "parameters": service.parameters_note,
-                             "ready": service.ready.is_set()})
+                     "parameters": service.parameters_note, "ready": service.ready.is_set()})
 
     @app.get("/api/search")
     async def search(q: str = Query(..., min_length=1, max_length=MAX_TEXT),
@@ -671,15 +658,13 @@ def create_app(service: RunService, warm: bool = False, workers: int = 1) -> Any
     async def similar(item: str = Query(..., min_length=1, max_length=MAX_TEXT),
                       method: str | None = Query(None, max_length=MAX_TEXT),
                       k: int = Query(10, ge=1, le=MAX_K)) -> JSON:
-        return await answer(service.similar, item, method, k,
-                            lookup=service.looks_up("similar", method, k, item))
+        return await answer(service.similar, item, method, k)
 
     @app.get("/api/recommend")
     async def recommend(user: str = Query(..., min_length=1, max_length=MAX_TEXT),
                         method: str | None = Query(None, max_length=MAX_TEXT),
                         k: int = Query(10, ge=1, le=MAX_K)) -> JSON:
-        return await answer(service.recommend, user, method, k,
-                            lookup=service.looks_up("recommend", method, k))
+        return await answer(service.recommend, user, method, k)
 
     @app.get("/api/users/{user}")
     async def user(user: str) -> JSON:

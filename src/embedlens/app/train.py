@@ -93,18 +93,12 @@ def load_heldout(run_dir: Path) -> HeldOut | None:
     return None
 
 
-def train_file(run_dir: Path) -> Path | None:
-    """Where the train matrix a run saved is (its own, or its full run's), if anywhere."""
-    for path in (run_dir / TRAIN_FILE, run_dir.parent / TRAIN_FILE):
-        if path.is_file():
-            return path
-    return None
-
-
 def load_train(run_dir: Path) -> tuple[InteractionMatrix, np.ndarray | None] | None:
     """The train matrix a run saved (its own, or its full run's), if there is one."""
-    path = train_file(run_dir)
-    return None if path is None else InteractionMatrix.load(path)
+    for path in (run_dir / TRAIN_FILE, run_dir.parent / TRAIN_FILE):
+        if path.is_file():
+            return InteractionMatrix.load(path)
+    return None
 
 
 def fit_and_save(

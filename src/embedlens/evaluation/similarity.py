@@ -17,9 +17,9 @@ nearest movies by cosine are scored against the companions:
 
 Above :data:`MAX_QUERIES` such movies a seeded uniform sample of that many is judged
 (``sim_sampled_from``: how many movies were held by ``min_users`` test users, 0 when all
-were judged): at the ML-25M shape counting every movie's held-out co-occurrences took 70 s
-and 12 GB, and judging all 59,047 movies 27 s per method, for a mean whose CI at 10,000 is
-+-0.007 (benchmarks/similarity_sample.py).
+were judged): at the ML-25M shape counting every movie's held-out co-occurrences took 78 s
+and 12.7 GB, and judging all 59,047 movies 23 s per method, for a mean whose CI at 10,000
+is +-0.007 (benchmarks/similarity_sample.py).
 """
 
 from __future__ import annotations
