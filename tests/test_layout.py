@@ -36,6 +36,18 @@ def test_umap_keeps_planted_clusters_apart_and_is_seeded():
     np.testing.assert_array_equal(xy, again)
 
 
+def test_a_broken_umap_install_is_one_clear_error(monkeypatch):
+    import sys
+
+    from embedlens.app import layout
+
+    monkeypatch.setattr(layout, "umap_available", lambda: True)  # found on disk,
+    monkeypatch.setitem(sys.modules, "umap", None)  # but its import fails
+    vectors, _ = _clusters()
+    with pytest.raises(DataError, match="umap-learn is installed but cannot be imported"):
+        layout_2d(vectors, "umap")
+
+
 def test_pca_is_the_fallback_and_names_are_checked():
     vectors, _ = _clusters()
     xy, kind = layout_2d(vectors, "pca")

@@ -395,6 +395,16 @@ def test_lookups_are_answered_in_front_of_fastapi_as_its_routes_answer(served, t
         assert answer.json() == routed.get(f"{path}?{query}").json()
 
 
+def test_several_workers_need_linux(monkeypatch):
+    from embedlens.app.workers import check_workers
+
+    assert check_workers(1) == 1
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert check_workers(1) == 1  # one server runs anywhere
+    with pytest.raises(EmbedlensError, match="--workers above 1 needs Linux"):
+        check_workers(2)
+
+
 def test_a_taken_port_is_one_clear_error():
     import socket
 
