@@ -45,6 +45,13 @@ def next_float(state: np.ndarray) -> float:
 
 
 @njit(inline="always", cache=True)
+def float_at(start: np.uint64, i: int) -> float:
+    """The ``i``-th (from 0) :func:`next_float` of the stream that begins at ``start``,
+    without drawing the ones before it."""
+    return float(mix64(start + np.uint64(i + 1) * _GOLDEN) >> _S11) * _INV53
+
+
+@njit(inline="always", cache=True)
 def next_below(state: np.ndarray, n: int) -> int:
     """A uniform integer in [0, n)."""
     return int(next_float(state) * n)

@@ -28,7 +28,7 @@ from embedlens.core.interactions import InteractionMatrix
 from embedlens.core.schema import ITEM, USER
 from embedlens.data.dataset import Dataset
 from embedlens.kernels.metrics import ranking_report
-from embedlens.kernels.topk import dot_scorer, topk
+from embedlens.kernels.topk import FixedScorer, dot_scorer, topk
 from embedlens.methods.base import place_unseen
 
 
@@ -115,10 +115,10 @@ def evaluate_coldstart(model: Any, split: ColdSplit, k: int = 10, seed: int = 0
     out["model, held-out only"] = _report(dot_scorer(u, c, item_ok=cold_ok), users,
                                           c.shape[0], None, truth_cold[users], k)
     out["genre popularity, held-out only"] = _report(
-        lambda b: np.broadcast_to(genre_pop, (b.size, genre_pop.size)), users,
+        FixedScorer(genre_pop), users,
         genre_pop.size, None, truth_cold[users], k)
     out["no side info (random), held-out only"] = _report(
-        lambda b: np.broadcast_to(rng_scores, (b.size, rng_scores.size)), users,
+        FixedScorer(rng_scores), users,
         rng_scores.size, None, truth_cold[users], k)
     full, full_ok = np.vstack([w, c]), np.concatenate([warm_ok, cold_ok])
     exclude = sp.hstack([train.binary(), sp.csr_matrix((len(train.users), c.shape[0]))]).tocsr()

@@ -1,9 +1,11 @@
 """Full-catalogue top-K for many users at once: batched scoring, seen items excluded.
 
 Scores for a batch of users come from a *scorer* (``U[b] @ V.T`` for embeddings, ``X[b] @ B``
-for EASE, a broadcast row for popularity); a numba kernel then picks each row's K best items
-in parallel, skipping the user's train items without writing into the score matrix. Memory is
-bounded by the batch: ``batch_size x n_items`` float32 scores at a time.
+for EASE, one row for everyone for popularity); a numba kernel then picks each row's K best
+items in parallel, skipping the user's train items without writing into the score matrix.
+Memory is bounded by the batch: one ``batch_size x n_items`` float32 buffer, which the scorer
+fills batch after batch (a fresh array per batch cost more in page faults than the scoring
+itself at ML-25M: ``benchmarks/topk_eval.py``).
 
 Tie rule: equal scores are ordered by item index ascending (item ids are indexed in sorted
 order, so: lower item id first). Items whose score is NaN or -inf are never recommended.
@@ -12,7 +14,7 @@ order, so: lower item id first). Items whose score is NaN or -inf are never reco
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,12 +22,37 @@ from numba import njit, prange
 
 from embedlens.core.progress import bar
 
-Scorer = Callable[[np.ndarray], np.ndarray]
+
+class Scorer(Protocol):
+    """Scores of users (row indices) against every item: a ``len(users) x n_items`` float
+    array. ``out``, when given, is a float32 buffer of that shape the scorer may fill and
+    return instead of allocating (it may also ignore it)."""
+
+    def __call__(self, users: np.ndarray, out: np.ndarray | None = None) -> np.ndarray: ...
+
+
+class FixedScorer:
+    """One score row for every user (popularity and the like): top-K walks the row's order
+    once per user instead of scanning every item."""
+
+    def __init__(self, row: np.ndarray) -> None:
+        self.row = np.ascontiguousarray(row, dtype=np.float32)
+
+    def __call__(self, users: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        return np.broadcast_to(self.row, (len(users), self.row.size))
+
+    def order(self) -> np.ndarray:
+        """Item indices best first (ties: lower index first), NaN and -inf left out."""
+        ok = np.flatnonzero(self.row > -np.inf)
+        return ok[np.argsort(-self.row[ok], kind="stable")]
+
 
 # Rows per batch such that one batch of float32 scores stays near this many bytes.
 _BATCH_BYTES = 256 * 2**20
 # Fewer users than this get no progress bar.
 _BAR_USERS = 1000
+# Columns checked at once against the current K-th best score before looking closer.
+_BLOCK = 64
 
 
 @njit(parallel=True, cache=True, fastmath=False)
@@ -36,7 +63,9 @@ def _select_topk(
     """For each row r of ``scores``: the ``k`` best columns not in exclude[rows[r]].
 
     A per-thread bitmap marks the excluded columns; a size-k sorted buffer keeps the best seen
-    (insertion from the bottom; most columns fail the first comparison with the k-th best).
+    (insertion from the bottom). Once it is full, a block of columns is first checked as a
+    whole against the k-th best (a loop the compiler vectorises); most blocks hold nothing
+    better and are skipped without a second look.
     """
     n_rows, n_cols = scores.shape
     n_chunks = min(n_rows, 64)
@@ -49,33 +78,78 @@ def _select_topk(
             for p in range(indptr[u], indptr[u + 1]):
                 banned[indices[p]] = True
             filled = 0
-            for j in range(n_cols):
-                s = scores[r, j]
-                if banned[j] or not (s > -np.inf):  # also rejects NaN
-                    continue
-                if filled < k:
-                    pos = filled
-                    filled += 1
-                elif s > best_s[k - 1]:
-                    pos = k - 1
-                else:
-                    continue
-                # shift worse entries down; strict '>' keeps the lower index first on ties
-                while pos > 0 and s > best_s[pos - 1]:
-                    best_s[pos] = best_s[pos - 1]
-                    best_i[pos] = best_i[pos - 1]
-                    pos -= 1
-                best_s[pos] = s
-                best_i[pos] = j
-            for t in range(k):
-                if t < filled:
-                    out_items[r, t] = best_i[t]
-                    out_scores[r, t] = best_s[t]
-                else:
-                    out_items[r, t] = -1
-                    out_scores[r, t] = -np.inf
+            for j0 in range(0, n_cols, _BLOCK):
+                j1 = min(j0 + _BLOCK, n_cols)
+                if filled == k:
+                    worst = best_s[k - 1]
+                    better = False
+                    for j in range(j0, j1):
+                        better |= scores[r, j] > worst  # NaN compares False
+                    if not better:
+                        continue
+                for j in range(j0, j1):
+                    s = scores[r, j]
+                    if banned[j] or not (s > -np.inf):  # also rejects NaN
+                        continue
+                    if filled < k:
+                        pos = filled
+                        filled += 1
+                    elif s > best_s[k - 1]:
+                        pos = k - 1
+                    else:
+                        continue
+                    # shift worse entries down; strict '>' keeps the lower index first on ties
+                    while pos > 0 and s > best_s[pos - 1]:
+                        best_s[pos] = best_s[pos - 1]
+                        best_i[pos] = best_i[pos - 1]
+                        pos -= 1
+                    best_s[pos] = s
+                    best_i[pos] = j
+            _write_row(r, filled, best_i, best_s, out_items, out_scores)
             for p in range(indptr[u], indptr[u + 1]):
                 banned[indices[p]] = False
+
+
+@njit(parallel=True, cache=True)
+def _select_fixed(
+    row: np.ndarray, order: np.ndarray, rows: np.ndarray, indptr: np.ndarray,
+    indices: np.ndarray, k: int, out_items: np.ndarray, out_scores: np.ndarray,
+) -> None:
+    """Top-``k`` when every user shares one score ``row``: walk its ``order`` (best first)
+    and take the first ``k`` items a user has not seen; O(k + seen) a user."""
+    n_rows, n_cols = rows.size, row.size
+    n_chunks = min(n_rows, 64)
+    for c in prange(n_chunks):
+        banned = np.zeros(n_cols, dtype=np.bool_)
+        best_s = np.empty(k, dtype=np.float32)
+        best_i = np.empty(k, dtype=np.int64)
+        for r in range(c, n_rows, n_chunks):
+            u = rows[r]
+            for p in range(indptr[u], indptr[u + 1]):
+                banned[indices[p]] = True
+            filled = 0
+            for j in order:
+                if filled == k:
+                    break
+                if not banned[j]:
+                    best_s[filled] = row[j]
+                    best_i[filled] = j
+                    filled += 1
+            _write_row(r, filled, best_i, best_s, out_items, out_scores)
+            for p in range(indptr[u], indptr[u + 1]):
+                banned[indices[p]] = False
+
+
+@njit(inline="always", cache=True)
+def _write_row(r: int, filled: int, best_i: np.ndarray, best_s: np.ndarray,
+               out_items: np.ndarray, out_scores: np.ndarray) -> None:
+    for t in range(out_items.shape[1]):
+        if t < filled:
+            out_items[r, t] = best_i[t]
+            out_scores[r, t] = best_s[t]
+        else:
+            out_items[r, t] = -1
+            out_scores[r, t] = -np.inf
 
 
 def topk(
@@ -103,15 +177,20 @@ def topk(
     exclude = exclude.tocsr()
     indptr = exclude.indptr.astype(np.int64)
     indices = exclude.indices.astype(np.int64)
-    batch = batch_size or max(1, min(users.size, _BATCH_BYTES // max(1, 4 * n_items)))
     items_out = np.empty((users.size, k), dtype=np.int64)
     scores_out = np.empty((users.size, k), dtype=np.float32)
+    if isinstance(scorer, FixedScorer):  # one row for all: no scores to scan
+        _select_fixed(scorer.row, scorer.order(), rows, indptr, indices, k, items_out,
+                      scores_out)
+        return items_out, scores_out
+    batch = batch_size or max(1, min(users.size, _BATCH_BYTES // max(1, 4 * n_items)))
+    buffer = np.empty((min(batch, users.size), n_items), dtype=np.float32)
     # no bar for a handful of users: it would cost more than the query and fill a log
     with bar(desc, total=users.size, unit="user") if users.size >= _BAR_USERS else \
             contextlib.nullcontext() as pb:
         for start in range(0, users.size, batch):
             b = users[start : start + batch]
-            s = scorer(b)
+            s = scorer(b, out=buffer[: b.size])
             if s.dtype != np.float32:
                 s = s.astype(np.float32)
             _select_topk(
@@ -137,8 +216,8 @@ def dot_scorer(
     if item_ok is not None and not item_ok.all():
         penalty = np.where(item_ok, 0.0, -np.inf).astype(np.float32)
 
-    def score(users: np.ndarray) -> np.ndarray:
-        s = u[users] @ vt
+    def score(users: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        s = np.matmul(u[users], vt, out=out)
         if penalty is not None:
             s += penalty
         if user_ok is not None:

@@ -69,8 +69,8 @@ class EASEModel(Model):
         cols = self.weights[:, pos.clip(0)]
         cols[:, ~found] = -np.inf
 
-        def score(users: np.ndarray) -> np.ndarray:
-            s = np.asarray(x_model[users] @ cols, dtype=np.float32)
+        def score(users: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+            s = np.asarray(x_model[users] @ cols, dtype=np.float32)  # scipy cannot fill out
             if not found.all():
                 s[:, ~found] = -np.inf
             return s

@@ -11,7 +11,7 @@ from embedlens.core.files import load_arrays, save_arrays
 from embedlens.core.ids import IdMap
 from embedlens.core.interactions import InteractionMatrix
 from embedlens.data.dataset import Dataset
-from embedlens.kernels.topk import Scorer
+from embedlens.kernels.topk import FixedScorer, Scorer
 from embedlens.methods.base import (
     Model,
 )
@@ -34,7 +34,7 @@ class PopularityModel(Model):
     def scorer(self, train: InteractionMatrix) -> Scorer:
         pos = self.items.index(train.items.ids)
         row = np.where(pos >= 0, self.popularity[pos.clip(0)], -np.inf).astype(np.float32)
-        return lambda users: np.broadcast_to(row, (len(users), row.size))
+        return FixedScorer(row)
 
     def _save_state(self, directory: Path) -> None:
         save_arrays(directory / "popularity.npz", ids=self.items.ids,

@@ -10,7 +10,7 @@ from numba import njit, prange
 
 from embedlens.core.interactions import InteractionMatrix
 from embedlens.core.params import Params
-from embedlens.core.rng import next_float, stream
+from embedlens.core.rng import float_at, stream
 from embedlens.data.dataset import Dataset
 from embedlens.kernels.topk import Scorer
 from embedlens.methods.base import (
@@ -36,15 +36,22 @@ class RandomModel(Model):
 
     def scorer(self, train: InteractionMatrix) -> Scorer:
         n_items, seed = len(train.items), self.p.seed
-        return lambda users: _random_scores(np.asarray(users, dtype=np.int64), n_items, seed)
+
+        def score(users: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+            users = np.asarray(users, dtype=np.int64)
+            if out is None:
+                out = np.empty((users.size, n_items), dtype=np.float32)
+            _random_scores(users, seed, out)
+            return out
+
+        return score
 
 
 @njit(parallel=True, cache=True)
-def _random_scores(users: np.ndarray, n_items: int, seed: int) -> np.ndarray:
-    out = np.empty((users.size, n_items), dtype=np.float32)
+def _random_scores(users: np.ndarray, seed: int, out: np.ndarray) -> None:
     for r in prange(users.size):
-        state = np.empty(1, dtype=np.uint64)
-        state[0] = stream(seed, users[r])
-        for j in range(n_items):
-            out[r, j] = next_float(state)
-    return out
+        start = stream(seed, users[r])
+        for j in range(out.shape[1]):
+            # the (j+1)-th draw of the user's stream (core.rng.next_float), computed from j
+            # rather than from the previous draw, so draws do not wait on each other
+            out[r, j] = float_at(start, j)
