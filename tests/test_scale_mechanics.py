@@ -206,3 +206,31 @@ def test_elsa_whole_table_operations_have_the_right_gradients():
     assert torch.autograd.gradcheck(UnitRows.apply, (w,))
     assert torch.autograd.gradcheck(Gram.apply, (w,))
     assert torch.allclose(UnitRows.apply(w), torch.nn.functional.normalize(w, dim=-1))
+
+
+def test_row_adam_cpu_kernel_equals_its_torch_form():
+    # the numba pass (CPU) and the torch operations (any other device) give the same update,
+    # an uncoalesced gradient with repeated rows included
+    import numpy as np
+
+    from embedlens.methods.row_adam import _sparse_step, _torch_sparse_step
+
+    gen = torch.Generator().manual_seed(1)
+    weight = torch.randn(50, 8, generator=gen)
+    m, v = torch.randn(50, 8, generator=gen) * 0.1, torch.rand(50, 8, generator=gen) * 0.1
+    rows = torch.tensor([3, 7, 3, 49, 0, 7, 7])
+    values = torch.randn(rows.numel(), 8, generator=gen)
+    grad = torch.sparse_coo_tensor(rows[None, :], values, (50, 8))
+    args = (0.01, 0.9, 0.999, 0.7, 1e-8, 0.001)
+    w_t, m_t, v_t = weight.clone(), m.clone(), v.clone()
+    _torch_sparse_step(w_t, grad, m_t, v_t, *args)
+    w_n, m_n, v_n = weight.clone(), m.clone(), v.clone()
+    slot = np.full(50, -1, dtype=np.int64)
+    _sparse_step(w_n.numpy(), m_n.numpy(), v_n.numpy(), rows.numpy(), values.numpy(), slot,
+                 *args)
+    assert (slot == -1).all()
+    for a, b in ((w_n, w_t), (m_n, m_t), (v_n, v_t)):
+        assert torch.allclose(a, b, rtol=1e-6, atol=1e-7)
+    untouched = torch.ones(50, dtype=torch.bool)
+    untouched[rows] = False
+    assert torch.equal(w_n[untouched], weight[untouched])

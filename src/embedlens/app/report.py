@@ -28,6 +28,7 @@ from embedlens.core.embeddings import _ARTICLES, Embeddings, normalize_title
 from embedlens.core.files import json_safe, write_text
 from embedlens.data.dataset import Dataset
 from embedlens.evaluation.splits import EvalSplit
+from embedlens.kernels.topk import dot_scorer, topk
 from embedlens.methods.base import ItemVectors
 
 if TYPE_CHECKING:
@@ -207,7 +208,7 @@ def explorer_data(embedded: dict[str, Embeddings], board: Leaderboard, data: Eva
         back[rows[rows >= 0]] = np.flatnonzero(rows >= 0)
         top, score = nearest_rows(unit.vectors, rows[asked], N_EXPLORE_NEIGHBOURS)
         neighbours[name] = {"query": asked.tolist(), "top": back[top].tolist(),
-                            "score": np.round(score, 4).tolist()}
+                            "score": np.round(score.astype(np.float64), 4).tolist()}
         xy = pca_2d(unit.vectors)
         shown = on_map[rows[on_map] >= 0]
         maps[name] = {"layout": "pca", "movie": shown.tolist(),
@@ -226,23 +227,20 @@ def explorer_data(embedded: dict[str, Embeddings], board: Leaderboard, data: Eva
             "neighbours": neighbours, "maps": maps}
 
 
-def nearest_rows(unit: np.ndarray, queries: np.ndarray, k: int,
-                 block: int = 512) -> tuple[np.ndarray, np.ndarray]:
+def nearest_rows(unit: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Each query row's ``k`` nearest rows of ``unit`` (itself left out) by dot product,
-    best first (ties by row), in blocks of ``block`` queries to bound memory."""
+    best first (ties by row): the full-catalogue top-K kernel with each query's own row
+    excluded."""
+    import scipy.sparse as sp
+
     k = min(k, max(unit.shape[0] - 1, 0))
-    top = np.empty((queries.size, k), dtype=np.int64)
-    best = np.empty((queries.size, k), dtype=np.float64)
-    for start in range(0, queries.size, block):
-        q = queries[start:start + block]
-        scores = unit[q] @ unit.T
-        scores[np.arange(q.size), q] = -np.inf
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k else scores[:, :0]
-        for j in range(q.size):  # sort each row's k by score, then by row
-            order = np.lexsort((part[j], -scores[j, part[j]]))
-            top[start + j] = part[j][order]
-            best[start + j] = scores[j, part[j][order]]
-    return top, best
+    if k == 0 or queries.size == 0:
+        return (np.empty((queries.size, k), dtype=np.int64),
+                np.empty((queries.size, k), dtype=np.float32))
+    own = sp.csr_matrix((np.ones(queries.size, dtype=np.float32),
+                         (np.arange(queries.size), queries)), shape=(queries.size, len(unit)))
+    return topk(dot_scorer(unit[queries], unit), np.arange(queries.size), len(unit), k,
+                exclude=own, desc="report: neighbours")
 
 
 def famous_movies(data: EvalSplit, n: int) -> list[object]:

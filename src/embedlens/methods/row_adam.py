@@ -60,18 +60,8 @@ class RowAdam(torch.optim.Optimizer):
                                  grad._values().contiguous().numpy(), state["slot"],
                                  step_size, b1, b2, root_bc2, eps, lr * wd)
                 elif p.grad.is_sparse:
-                    grad = p.grad.coalesce()  # one row per index, duplicates summed
-                    rows, values = grad.indices()[0], grad.values()
-                    m = state["m"].index_select(0, rows).mul_(b1).add_(values, alpha=1 - b1)
-                    v = state["v"].index_select(0, rows).mul_(b2).addcmul_(
-                        values, values, value=1 - b2)
-                    state["m"].index_copy_(0, rows, m)
-                    state["v"].index_copy_(0, rows, v)
-                    w = p.index_select(0, rows)
-                    if wd:
-                        w.mul_(1 - lr * wd)
-                    w.addcdiv_(m, v.sqrt_().div_(root_bc2).add_(eps), value=-step_size)
-                    p.index_copy_(0, rows, w)
+                    _torch_sparse_step(p, p.grad, state["m"], state["v"], step_size, b1, b2,
+                                       root_bc2, eps, lr * wd)
                 else:
                     m, v = state["m"], state["v"]
                     m.mul_(b1).add_(p.grad, alpha=1 - b1)
@@ -79,6 +69,23 @@ class RowAdam(torch.optim.Optimizer):
                     if wd:
                         p.mul_(1 - lr * wd)
                     p.addcdiv_(m, (v.sqrt() / root_bc2).add_(eps), value=-step_size)
+
+
+def _torch_sparse_step(weight: torch.Tensor, grad: torch.Tensor, m_all: torch.Tensor,
+                       v_all: torch.Tensor, step_size: float, b1: float, b2: float,
+                       root_bc2: float, eps: float, decay: float) -> None:
+    """:func:`_sparse_step` in torch operations (any device)."""
+    grad = grad.coalesce()  # one row per index, duplicates summed
+    rows, values = grad.indices()[0], grad.values()
+    m = m_all.index_select(0, rows).mul_(b1).add_(values, alpha=1 - b1)
+    v = v_all.index_select(0, rows).mul_(b2).addcmul_(values, values, value=1 - b2)
+    m_all.index_copy_(0, rows, m)
+    v_all.index_copy_(0, rows, v)
+    w = weight.index_select(0, rows)
+    if decay:
+        w.mul_(1 - decay)
+    w.addcdiv_(m, v.sqrt_().div_(root_bc2).add_(eps), value=-step_size)
+    weight.index_copy_(0, rows, w)
 
 
 @njit(cache=True, error_model="numpy")  # numpy's: no zero-division branch in the loop
