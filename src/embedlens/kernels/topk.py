@@ -51,6 +51,8 @@ class FixedScorer:
 _BATCH_BYTES = 256 * 2**20
 # Fewer users than this get no progress bar.
 _BAR_USERS = 1000
+# No shared row to walk: the kernel scans each row of scores.
+_NO_ORDER = np.empty(0, dtype=np.int64)
 # Columns checked at once against the current K-th best score before looking closer.
 _BLOCK = 64
 
@@ -58,16 +60,20 @@ _BLOCK = 64
 @njit(parallel=True, cache=True, fastmath=False)
 def _select_topk(
     scores: np.ndarray, rows: np.ndarray, indptr: np.ndarray, indices: np.ndarray, k: int,
-    out_items: np.ndarray, out_scores: np.ndarray,
+    out_items: np.ndarray, out_scores: np.ndarray, order: np.ndarray,
 ) -> None:
     """For each row r of ``scores``: the ``k`` best columns not in exclude[rows[r]].
+
+    With an ``order`` (not empty), every user shares one score row, ``scores[0]``, whose
+    columns ``order`` lists best first: each user takes the first ``k`` it has not seen,
+    O(k + seen) a user, for ``rows.size`` users.
 
     A per-thread bitmap marks the excluded columns; a size-k sorted buffer keeps the best seen
     (insertion from the bottom). Once it is full, a block of columns is first checked as a
     whole against the k-th best (a loop the compiler vectorises); most blocks hold nothing
     better and are skipped without a second look.
     """
-    n_rows, n_cols = scores.shape
+    n_rows, n_cols = rows.size, scores.shape[1]
     n_chunks = min(n_rows, 64)
     for c in prange(n_chunks):
         banned = np.zeros(n_cols, dtype=np.bool_)
@@ -75,10 +81,16 @@ def _select_topk(
         best_i = np.empty(k, dtype=np.int64)
         for r in range(c, n_rows, n_chunks):
             u = rows[r]
-            for p in range(indptr[u], indptr[u + 1]):
-                banned[indices[p]] = True
+            _ban(banned, indptr, indices, u, True)
             filled = 0
-            for j0 in range(0, n_cols, _BLOCK):
+            for j in order:  # the shared row's walk (no order: no walk)
+                if filled == k:
+                    break
+                if not banned[j]:
+                    best_s[filled] = scores[0, j]
+                    best_i[filled] = j
+                    filled += 1
+            for j0 in range(0, n_cols if order.size == 0 else 0, _BLOCK):
                 j1 = min(j0 + _BLOCK, n_cols)
                 if filled == k:
                     worst = best_s[k - 1]
@@ -106,38 +118,15 @@ def _select_topk(
                     best_s[pos] = s
                     best_i[pos] = j
             _write_row(r, filled, best_i, best_s, out_items, out_scores)
-            for p in range(indptr[u], indptr[u + 1]):
-                banned[indices[p]] = False
+            _ban(banned, indptr, indices, u, False)
 
 
-@njit(parallel=True, cache=True)
-def _select_fixed(
-    row: np.ndarray, order: np.ndarray, rows: np.ndarray, indptr: np.ndarray,
-    indices: np.ndarray, k: int, out_items: np.ndarray, out_scores: np.ndarray,
-) -> None:
-    """Top-``k`` when every user shares one score ``row``: walk its ``order`` (best first)
-    and take the first ``k`` items a user has not seen; O(k + seen) a user."""
-    n_rows, n_cols = rows.size, row.size
-    n_chunks = min(n_rows, 64)
-    for c in prange(n_chunks):
-        banned = np.zeros(n_cols, dtype=np.bool_)
-        best_s = np.empty(k, dtype=np.float32)
-        best_i = np.empty(k, dtype=np.int64)
-        for r in range(c, n_rows, n_chunks):
-            u = rows[r]
-            for p in range(indptr[u], indptr[u + 1]):
-                banned[indices[p]] = True
-            filled = 0
-            for j in order:
-                if filled == k:
-                    break
-                if not banned[j]:
-                    best_s[filled] = row[j]
-                    best_i[filled] = j
-                    filled += 1
-            _write_row(r, filled, best_i, best_s, out_items, out_scores)
-            for p in range(indptr[u], indptr[u + 1]):
-                banned[indices[p]] = False
+@njit(inline="always", cache=True)
+def _ban(banned: np.ndarray, indptr: np.ndarray, indices: np.ndarray, u: int,
+         value: bool) -> None:
+    """Mark (or unmark) user ``u``'s excluded columns in the thread's bitmap."""
+    for p in range(indptr[u], indptr[u + 1]):
+        banned[indices[p]] = value
 
 
 @njit(inline="always", cache=True)
@@ -180,8 +169,8 @@ def topk(
     items_out = np.empty((users.size, k), dtype=np.int64)
     scores_out = np.empty((users.size, k), dtype=np.float32)
     if isinstance(scorer, FixedScorer):  # one row for all: no scores to scan
-        _select_fixed(scorer.row, scorer.order(), rows, indptr, indices, k, items_out,
-                      scores_out)
+        _select_topk(scorer.row[None, :], rows, indptr, indices, k, items_out, scores_out,
+                     scorer.order())
         return items_out, scores_out
     batch = batch_size or max(1, min(users.size, _BATCH_BYTES // max(1, 4 * n_items)))
     buffer = np.empty((min(batch, users.size), n_items), dtype=np.float32)
@@ -195,7 +184,7 @@ def topk(
                 s = s.astype(np.float32)
             _select_topk(
                 s, rows[start : start + batch], indptr, indices, k,
-                items_out[start : start + b.size], scores_out[start : start + b.size],
+                items_out[start : start + b.size], scores_out[start : start + b.size], _NO_ORDER,
             )
             if pb is not None:
                 pb.update(b.size)
