@@ -20,12 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 
 from embedlens.core.errors import DataError
 from embedlens.core.files import array_digest, file_lock, load_arrays, save_arrays
 from embedlens.core.interactions import InteractionMatrix
-from embedlens.kernels.topk import Scorer, dot_scorer, topk
+from embedlens.kernels.topk import Scorer, nearest_rows, topk
 
 #: How many answers are kept per movie and per user: a query for up to this many is one
 #: lookup. It is also the most a query may ask for (the explorer asks for 10-20).
@@ -55,9 +54,8 @@ def nearest_lists(unit: np.ndarray, k: int = PRECOMPUTED_K) -> TopLists:
     """Each movie's ``k`` nearest other movies by cosine (``unit``: unit-length rows), as
     the exact search ranks them."""
     n = unit.shape[0]
-    top, scores = topk(dot_scorer(unit, unit), np.arange(n), n, min(k, max(1, n - 1)),
-                       exclude=sp.identity(n, dtype=np.float32, format="csr"),
-                       desc="precompute: nearest movies")
+    top, scores = nearest_rows(unit, np.arange(n), min(k, max(1, n - 1)),
+                               desc="precompute: nearest movies")
     return TopLists(top.astype(np.int32), scores)
 
 

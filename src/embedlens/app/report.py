@@ -28,7 +28,7 @@ from embedlens.core.embeddings import _ARTICLES, Embeddings, normalize_title
 from embedlens.core.files import json_safe, write_text
 from embedlens.data.dataset import Dataset
 from embedlens.evaluation.splits import EvalSplit
-from embedlens.kernels.topk import dot_scorer, topk
+from embedlens.kernels.topk import nearest_rows
 from embedlens.methods.base import ItemVectors
 
 if TYPE_CHECKING:
@@ -206,7 +206,9 @@ def explorer_data(embedded: dict[str, Embeddings], board: Leaderboard, data: Eva
         asked = queries[rows[queries] >= 0]
         back = np.full(len(unit), -1, dtype=np.int64)  # vector row -> train column
         back[rows[rows >= 0]] = np.flatnonzero(rows >= 0)
-        top, score = nearest_rows(unit.vectors, rows[asked], N_EXPLORE_NEIGHBOURS)
+        top, score = nearest_rows(unit.vectors, rows[asked],
+                                  min(N_EXPLORE_NEIGHBOURS, max(len(unit) - 1, 0)),
+                                  desc="report: neighbours")
         neighbours[name] = {"query": asked.tolist(), "top": back[top].tolist(),
                             "score": np.round(score.astype(np.float64), 4).tolist()}
         xy = pca_2d(unit.vectors)
@@ -225,22 +227,6 @@ def explorer_data(embedded: dict[str, Embeddings], board: Leaderboard, data: Eva
     return {"movies": movies, "articles": list(_ARTICLES), "methods": json_safe(methods),
             "defaults": {"similar": similar[0], "recommend": None, "coldstart": None},
             "neighbours": neighbours, "maps": maps}
-
-
-def nearest_rows(unit: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each query row's ``k`` nearest rows of ``unit`` (itself left out) by dot product,
-    best first (ties by row): the full-catalogue top-K kernel with each query's own row
-    excluded."""
-    import scipy.sparse as sp
-
-    k = min(k, max(unit.shape[0] - 1, 0))
-    if k == 0 or queries.size == 0:
-        return (np.empty((queries.size, k), dtype=np.int64),
-                np.empty((queries.size, k), dtype=np.float32))
-    own = sp.csr_matrix((np.ones(queries.size, dtype=np.float32),
-                         (np.arange(queries.size), queries)), shape=(queries.size, len(unit)))
-    return topk(dot_scorer(unit[queries], unit), np.arange(queries.size), len(unit), k,
-                exclude=own, desc="report: neighbours")
 
 
 def famous_movies(data: EvalSplit, n: int) -> list[object]:

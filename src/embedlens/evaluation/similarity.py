@@ -35,7 +35,7 @@ from embedlens.core.embeddings import Embeddings, l2_normalize
 from embedlens.core.errors import DataError
 from embedlens.evaluation.splits import EvalSplit
 from embedlens.kernels.metrics import NDCG, hit_matrix, mean_ci
-from embedlens.kernels.topk import dot_scorer, topk
+from embedlens.kernels.topk import nearest_rows
 
 #: At most this many query movies are judged (a seeded sample above it).
 MAX_QUERIES = 10_000
@@ -106,14 +106,9 @@ def evaluate_similarity(items: Embeddings, split: SimilaritySplit, k: int = 10,
     """The neighbour metrics of ``items`` (see the module docstring)."""
     vectors, found = items.aligned(split.item_ids)
     unit = l2_normalize(vectors)
-    n_items = split.item_ids.size
     q = split.queries
-    own = sp.csr_matrix((np.ones(q.size, dtype=np.float32), (np.arange(q.size), q)),
-                        shape=(q.size, n_items))
     query_ok = found[q]
-    scorer = dot_scorer(unit[q], unit, user_ok=query_ok, item_ok=found)
-    neighbours, _ = topk(scorer, np.arange(q.size), n_items, k, exclude=own,
-                         desc="neighbours")
+    neighbours, _ = nearest_rows(unit, q, k, row_ok=found, desc="neighbours")
     hits, n_rel = hit_matrix(neighbours, split.companions)
     ndcg, ci = mean_ci(NDCG(k)(hits, n_rel))
     out: dict[str, Any] = {f"sim_ndcg@{k}": ndcg, f"sim_ndcg@{k}_ci95": ci,

@@ -82,43 +82,66 @@ def _select_topk(
         for r in range(c, n_rows, n_chunks):
             u = rows[r]
             _ban(banned, indptr, indices, u, True)
-            filled = 0
-            for j in order:  # the shared row's walk (no order: no walk)
-                if filled == k:
-                    break
-                if not banned[j]:
-                    best_s[filled] = scores[0, j]
-                    best_i[filled] = j
-                    filled += 1
-            for j0 in range(0, n_cols if order.size == 0 else 0, _BLOCK):
-                j1 = min(j0 + _BLOCK, n_cols)
-                if filled == k:
-                    worst = best_s[k - 1]
-                    better = False
-                    for j in range(j0, j1):
-                        better |= scores[r, j] > worst  # NaN compares False
-                    if not better:
-                        continue
-                for j in range(j0, j1):
-                    s = scores[r, j]
-                    if banned[j] or not (s > -np.inf):  # also rejects NaN
-                        continue
-                    if filled < k:
-                        pos = filled
-                        filled += 1
-                    elif s > best_s[k - 1]:
-                        pos = k - 1
-                    else:
-                        continue
-                    # shift worse entries down; strict '>' keeps the lower index first on ties
-                    while pos > 0 and s > best_s[pos - 1]:
-                        best_s[pos] = best_s[pos - 1]
-                        best_i[pos] = best_i[pos - 1]
-                        pos -= 1
-                    best_s[pos] = s
-                    best_i[pos] = j
+            if order.size:
+                filled = _walk(scores[0], order, banned, k, best_i, best_s)
+            else:
+                filled = _scan(scores[r], banned, k, best_i, best_s)
             _write_row(r, filled, best_i, best_s, out_items, out_scores)
             _ban(banned, indptr, indices, u, False)
+
+
+@njit(inline="always", cache=True)
+def _walk(row: np.ndarray, order: np.ndarray, banned: np.ndarray, k: int,
+          best_i: np.ndarray, best_s: np.ndarray) -> int:
+    """The first ``k`` columns of ``order`` (``row``'s columns, best first) not banned, into
+    ``best_i``/``best_s``; returns how many were found."""
+    filled = 0
+    for j in order:
+        if filled == k:
+            break
+        if not banned[j]:
+            best_s[filled] = row[j]
+            best_i[filled] = j
+            filled += 1
+    return filled
+
+
+@njit(inline="always", cache=True)
+def _scan(row: np.ndarray, banned: np.ndarray, k: int, best_i: np.ndarray,
+          best_s: np.ndarray) -> int:
+    """The ``k`` best columns of ``row`` not banned, best first, into ``best_i``/``best_s``;
+    returns how many were found. Once ``k`` are held, a block of columns is first checked as
+    a whole against the k-th best (a loop the compiler vectorises)."""
+    n_cols = row.size
+    filled = 0
+    for j0 in range(0, n_cols, _BLOCK):
+        j1 = min(j0 + _BLOCK, n_cols)
+        if filled == k:
+            worst = best_s[k - 1]
+            better = False
+            for j in range(j0, j1):
+                better |= row[j] > worst  # NaN compares False
+            if not better:
+                continue
+        for j in range(j0, j1):
+            s = row[j]
+            if banned[j] or not (s > -np.inf):  # also rejects NaN
+                continue
+            if filled < k:
+                pos = filled
+                filled += 1
+            elif s > best_s[k - 1]:
+                pos = k - 1
+            else:
+                continue
+            # shift worse entries down; strict '>' keeps the lower index first on ties
+            while pos > 0 and s > best_s[pos - 1]:
+                best_s[pos] = best_s[pos - 1]
+                best_i[pos] = best_i[pos - 1]
+                pos -= 1
+            best_s[pos] = s
+            best_i[pos] = j
+    return filled
 
 
 @njit(inline="always", cache=True)
@@ -214,3 +237,22 @@ def dot_scorer(
         return s
 
     return score
+
+
+def nearest_rows(
+    unit: np.ndarray, queries: np.ndarray, k: int, row_ok: np.ndarray | None = None,
+    desc: str = "nearest rows",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each query row's ``k`` nearest rows of ``unit`` by dot product (cosine for unit
+    rows), the query itself left out, best first (ties: lower row first). Rows with
+    ``row_ok`` False are never neighbours and, as queries, get none."""
+    queries = np.asarray(queries, dtype=np.int64)
+    if k == 0 or queries.size == 0:
+        return (np.empty((queries.size, k), dtype=np.int64),
+                np.empty((queries.size, k), dtype=np.float32))
+    own = sp.csr_matrix((np.ones(queries.size, dtype=np.float32),
+                         (np.arange(queries.size), queries)),
+                        shape=(queries.size, unit.shape[0]))
+    scorer = dot_scorer(unit[queries], unit,
+                        user_ok=None if row_ok is None else row_ok[queries], item_ok=row_ok)
+    return topk(scorer, np.arange(queries.size), unit.shape[0], k, exclude=own, desc=desc)
