@@ -27,10 +27,10 @@ def clique(bd):
 def hypergraph(request, monkeypatch):
     """A random hypergraph and start vectors. d150 gives each thread a column slice that is
     not a multiple of 16; the third case propagates 7 hyperedges per chunk (5 chunks)."""
-    import embedlens.methods.cleora.propagate as cleora
+    import embedlens.kernels.sparse as sparse
 
     dim, chunk_bytes = request.param
-    monkeypatch.setattr(cleora, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(sparse, "CHUNK_BYTES", chunk_bytes)
     rng = np.random.default_rng(0)
     dense = (rng.random((32, 12)) < 0.3).astype(np.float32)
     dense[dense.sum(1) == 0, 0] = 1

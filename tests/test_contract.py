@@ -20,6 +20,7 @@ FAST = {
     "text": {"cache": False, "device": "cpu"},
     "ials": {"dim": 16, "epochs": 8},
     "elsa": {"dim": 32, "epochs": 10, "batch_size": 64, "device": "cpu"},
+    "ease-lowrank": {"dim": 32},
 }
 #: How far above Random each must rank (NDCG@10). Random itself is the floor; rating-mf
 #: ranks by rating-trained vectors and text by titles and genres, so both stay modest.

@@ -69,7 +69,7 @@ def _env(plugin_path):
 
 def test_defaults_and_roles_come_from_the_registry():
     assert all_methods() == ("cleora", "node2vec", "deepwalk", "eges", "two-tower",
-                             "rating-mf", "text", "ials", "elsa")
+                             "rating-mf", "text", "ials", "elsa", "ease-lowrank")
     assert default_baselines() == ("random", "pop", "ease")
     assert role_of("ease") == "baseline" and role_of("imported") == "import"
     with pytest.raises(UnknownNameError, match="Did you mean: 'cleora'"):

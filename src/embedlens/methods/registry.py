@@ -48,6 +48,8 @@ _BUILTIN = (
     Entry("text", "embedlens.methods.text.model:TextModel", "method", True),
     Entry("ials", "embedlens.methods.ials.model:IALSModel", "method", True),
     Entry("elsa", "embedlens.methods.elsa.model:ELSAModel", "method", True),
+    Entry("ease-lowrank", "embedlens.methods.ease_lowrank.model:EASELowRankModel", "method",
+          True),
     Entry("imported", "embedlens.methods.base:ImportedModel", "import", False),
 )
 

@@ -27,13 +27,7 @@ from embedlens.core.distributed import all_reduce_sum, count_work, share, world
 from embedlens.core.errors import DataError
 from embedlens.core.progress import progress
 from embedlens.core.rng import next_float, stream
-from embedlens.kernels.sparse import (
-    NO_WEIGHTS,
-    CompactCsr,
-    column_parts,
-    gather_rows,
-    scatter_rows,
-)
+from embedlens.kernels.sparse import NO_WEIGHTS, CompactCsr, through_rows
 
 
 def entity_keys(ids: np.ndarray) -> np.ndarray:
@@ -85,12 +79,6 @@ def whiten(x: np.ndarray, rel_floor: float = 1e-6) -> np.ndarray:
     return (centered @ vectors * scale).astype(np.float32)
 
 
-#: Bytes of hyperedge rows propagated per chunk: the chunk's buffer stays in cache while its
-#: rows are pushed back to the items. (ML-25M shape, d256, 2 cores: 1, 2 and 4 MiB chunks
-#: ran alike, 16 MiB about 20% slower.)
-CHUNK_BYTES = 4 << 20
-
-
 @njit(parallel=True, cache=True)
 def _l2_rows_inplace(out):  # pragma: no cover - numba
     """Unit-length rows (zero rows stay zero); col_scale > 0 cancels here."""
@@ -104,29 +92,19 @@ def _l2_rows_inplace(out):  # pragma: no cover - numba
 
 
 def _numba_propagate(b: CompactCsr, w, sym, star, x, steps, overwrite_x) -> np.ndarray:
-    """The CPU loop. For each chunk of hyperedges, gather their items (``Y = W B S X``, one
-    thread per hyperedge), then push Y back to the items (``Bᵀ Y``, threads split the
-    columns). Neither BᵀB nor Bᵀ is built, the chunk buffer stays in cache, and each sum has
-    one fixed order. Memory: B, two item matrices (ping-pong; ``overwrite_x`` lets the
-    first reuse ``x``) and a few MB of chunk."""
-    n_rows, dim = b.shape[0], x.shape[1]
+    """The CPU loop: each step is one :func:`~embedlens.kernels.sparse.through_rows`
+    (``Bᵀ W B S X``, chunk by chunk of hyperedges; neither BᵀB nor Bᵀ is built) and row
+    normalisation. Memory: B, two item matrices (ping-pong; ``overwrite_x`` lets the first
+    reuse ``x``) and a few MB of chunk."""
     # the loop writes into x's buffer from the second step on
     x = np.asarray(x, np.float32, order="C") if overwrite_x else np.array(x, np.float32, order="C")
-    data = NO_WEIGHTS if b.data is None else b.data
     sym = NO_WEIGHTS if bool((sym == 1).all()) else sym
     # under torchrun each rank propagates through its share of the hyperedges, and one
     # all-reduce of the items x dim sums per step adds the shares up
-    first, last = share(n_rows, kind="hyperedges")
-    chunk = max(1, min(max(last - first, 1), CHUNK_BYTES // (4 * dim)))
-    y = np.empty((chunk, dim), dtype=np.float32)
-    parts = column_parts(dim)
+    rows = share(b.shape[0], kind="hyperedges")
     out = np.empty_like(x)
     for _ in steps:
-        out[:] = 0.0
-        for r0 in range(first, last, chunk):
-            rows = y[: min(chunk, last - r0)]
-            gather_rows(b.indptr, b.indices, data, w, sym, star, x, r0, rows)
-            scatter_rows(b.indptr, b.indices, data, rows, r0, out, parts)
+        through_rows(b, x, out, rows, w, sym, star)
         all_reduce_sum(out)
         count_work("steps")
         _l2_rows_inplace(out)

@@ -1,0 +1,1 @@
+"""EASE as d-dimensional user and item vectors: its eigen-factorisation, truncated."""
