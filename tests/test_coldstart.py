@@ -93,3 +93,30 @@ def test_text_places_every_held_out_movie_in_one_batch(ml100k, tmp_path, monkeyp
         model.coldstart(**movies[1])
     out = evaluate_coldstart(model, split)
     assert out["model, held-out only"]["cold_share@10"] == 1.0
+
+
+def test_genre_popularity_is_each_cold_movies_mean_genre_share_of_train():
+    """Six movies, 5 and 6 held out. By hand, the train interactions per genre: Comedy 3 + 1
+    (movie 3 counts for Comedy and for Drama), Drama 1 + 1, Horror 2; 8 in all. Movie 5
+    (Comedy, Horror) scores the mean of 4/8 and 2/8; movie 6 has no genre: 0."""
+    from embedlens.core.interactions import InteractionMatrix
+    from embedlens.data.dataset import Dataset
+    from embedlens.evaluation.coldstart import _genre_popularity
+
+    genres = {1: ["Comedy"], 2: ["Drama"], 3: ["Comedy", "Drama"], 4: ["Horror"],
+              5: ["Comedy", "Horror"], 6: []}
+    users_per_movie = {1: 3, 2: 1, 3: 1, 4: 2, 5: 1, 6: 1}
+    rows = [(u, m) for m, n in users_per_movie.items() for u in range(n)]
+    log = pl.DataFrame({
+        "user_id": [u for u, _ in rows], "item_id": [m for _, m in rows],
+        "rating": pl.Series([4.0] * len(rows), dtype=pl.Float32),
+        "timestamp": pl.Series(range(len(rows)), dtype=pl.Int64)})
+    ds = Dataset("tiny", log, items=pl.DataFrame({
+        "item_id": list(genres), "title": [f"M{m}" for m in genres],
+        "year": pl.Series([2000] * 6, dtype=pl.Int32), "genres": list(genres.values())}))
+    cold = pl.col("item_id").is_in([5, 6])
+    train = log.filter(~cold)
+    split = ColdSplit(InteractionMatrix.from_frame(train), ds.with_interactions(train),
+                      np.array([5, 6]), log.filter(cold))
+    np.testing.assert_allclose(_genre_popularity(split), [(4 / 8 + 2 / 8) / 2, 0.0],
+                               rtol=1e-6)

@@ -130,13 +130,16 @@ def evaluate_coldstart(model: Any, split: ColdSplit, k: int = 10, seed: int = 0
 
 
 def _genre_popularity(split: ColdSplit) -> np.ndarray:
-    """Each held-out movie's mean train share of its genres (0 without genres)."""
+    """Each held-out movie's mean train share of its genres (0 without genres): a genre's
+    share is the train interactions with its movies over those of all genres (a movie with
+    two genres counts for both). Counted per movie from the train matrix, then per genre:
+    joining the genres onto every interaction row cost 4.5 GB at the ML-25M shape."""
     items = split.items.select(ITEM, "genres")
-    counts = (split.train_dataset.interactions.select(ITEM)
-              .join(items, on=ITEM, how="left").explode("genres").drop_nulls("genres")
-              .group_by("genres").len())
+    per_movie = pl.DataFrame({ITEM: split.train.items.ids, "n": split.train.item_counts()})
+    counts = (per_movie.join(items, on=ITEM, how="left").explode("genres")
+              .drop_nulls("genres").group_by("genres").agg(pl.col("n").sum()))
     share = dict(zip(counts["genres"].to_list(),
-                     (counts["len"] / counts["len"].sum()).to_list(), strict=True))
+                     (counts["n"] / counts["n"].sum()).to_list(), strict=True))
     cold = pl.DataFrame({ITEM: split.cold_items}).join(items, on=ITEM, how="left",
                                                        maintain_order="left")
     return np.array([np.mean([share.get(g, 0.0) for g in (gs or [])]) if gs else 0.0
