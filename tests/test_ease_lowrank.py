@@ -64,6 +64,10 @@ def test_the_two_sides_and_the_two_solvers_find_the_same_eigenpairs():
     np.testing.assert_allclose(v_wide.T @ v_wide, np.eye(s_wide.size), atol=1e-8)
     # XXᵀ and XᵀX share their non-zero eigenvalues
     np.testing.assert_allclose(s_wide, by_items, rtol=1e-10)
+    # asked for the 5 largest, the users' side maps only those to the items
+    s5, v5 = exact_eigenpairs(wide, 5)
+    np.testing.assert_allclose(s5, s_wide[:5])
+    np.testing.assert_allclose(v5, v_wide[:, :5], atol=1e-10)
     top, vectors = randomized_eigenpairs(CompactCsr.from_csr(x), 6, iterations=8, seed=0)
     np.testing.assert_allclose(top, by_items[:6], rtol=1e-5)
     # the same directions up to sign

@@ -83,7 +83,7 @@ class EASELowRankModel(EmbeddingModel):
         small = min(x.shape)
         exact = p.solver == "exact" or (p.solver == "auto" and small <= EXACT_MAX)
         if exact:
-            values, vectors = exact_eigenpairs(x)
+            values, vectors = exact_eigenpairs(x, p.dim)
         else:
             values, vectors = randomized_eigenpairs(CompactCsr.from_csr(x), p.dim, p.iterations,
                                                     p.seed)
@@ -112,17 +112,19 @@ def regularisation(x: sp.csr_matrix, reg: float) -> float:
     return reg * max(x.nnz, 1) / max(x.shape[1], 1)
 
 
-def exact_eigenpairs(x: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-    """All eigenpairs of ``XᵀX`` with a positive eigenvalue, largest first (float64), from
-    the dense Gram matrix of the smaller side: ``XᵀX`` itself, or ``XXᵀ = U diag(s) Uᵀ``
-    with ``V = Xᵀ U diag(1/√s)``."""
+def exact_eigenpairs(x: sp.csr_matrix, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The ``dim`` largest eigenpairs of ``XᵀX`` (all of them when None), those with a
+    positive eigenvalue, largest first (float64), from the dense Gram matrix of the smaller
+    side: ``XᵀX`` itself, or ``XXᵀ = U diag(s) Uᵀ`` with ``V = Xᵀ U diag(1/√s)`` (only the
+    kept ones mapped: an items x users matrix of them all could be huge)."""
     m = sp.csr_matrix(x, dtype=np.float64)
     by_items = m.shape[1] <= m.shape[0]
     gram = (m.T @ m if by_items else m @ m.T).toarray()
     values, vectors = np.linalg.eigh(gram)
     values, vectors = values[::-1], vectors[:, ::-1]
-    positive = values > max(float(values[0]), 0.0) * 1e-12
-    values, vectors = values[positive], vectors[:, positive]
+    positive = int((values > max(float(values[0]), 0.0) * 1e-12).sum())
+    keep = positive if dim is None else min(dim, positive)
+    values, vectors = values[:keep], vectors[:, :keep]
     if not by_items:
         vectors = np.asarray(m.T @ vectors) / np.sqrt(values)
     return values, vectors
