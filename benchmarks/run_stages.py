@@ -36,7 +36,8 @@ def main() -> None:
     stages: list[dict] = []
 
     def begin(name: str) -> None:
-        stages.append({"stage": name, "start": time.perf_counter(), "peak": 0.0})
+        stages.append({"stage": name, "start": time.perf_counter(),
+                       "peak": _status("VmRSS")})
 
     def sample() -> None:
         while True:

@@ -267,7 +267,7 @@ def test_the_leaderboard_marks_the_best_and_the_rows_its_ci_cannot_separate():
 
 def test_queries_over_the_full_run(full_run, tmp_path):
     out, _ = full_run
-    best = method_dir(out, None, "items").name
+    best = method_dir(out, None, "similar").name  # the best at neighbours answers
     similar = run("similar", str(out), "star wars").stdout
     assert "Return of the Jedi" in similar and f"({best})" in similar
     similar = run("similar", str(out), "star wars", "--method", "text").stdout
