@@ -2,10 +2,11 @@
 
 Runs ``embedlens run ARGS`` in this process and samples its resident memory (``VmRSS``)
 every quarter second; each progress line that announces work ("[3/13] cleora …", "cold
-start: … …") starts a stage, and the writing of the outputs (leaderboard, report) is the last one.
-Prints each stage's seconds and peak resident memory, then the whole run's exact peak
-(``VmHWM``). A quarter-second sampler can miss a spike shorter than that: the stage peaks
-are a lower bound, the last line is exact.
+start: … …") starts a stage, and the writing of the outputs (leaderboard, report) is the
+last one. Prints each stage's seconds and peak resident memory, then the whole run's exact
+peak (the kernel's high-water mark, ``VmHWM``, as ``_common.peak_rss_mb`` reads it). A
+quarter-second sampler can miss a spike shorter than that: the stage peaks are a lower
+bound, the last line is exact.
 
 Usage: python benchmarks/run_stages.py --dataset ml-25m --data-dir DIR --out DIR [any
        other option of `embedlens run`]
@@ -17,14 +18,14 @@ import sys
 import threading
 import time
 
-from _common import print_table
+from _common import peak_rss_mb, print_table
 
 
-def _status(field: str) -> float:
-    """A ``/proc/self/status`` memory field in GB."""
+def _rss_gb() -> float:
+    """This process's resident memory now (``VmRSS``), in GB."""
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith(field + ":"):
+            if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 2**20
     return float("nan")
 
@@ -37,12 +38,12 @@ def main() -> None:
 
     def begin(name: str) -> None:
         stages.append({"stage": name, "start": time.perf_counter(),
-                       "peak": _status("VmRSS")})
+                       "peak": _rss_gb()})
 
     def sample() -> None:
         while True:
             if stages:
-                stages[-1]["peak"] = max(stages[-1]["peak"], _status("VmRSS"))
+                stages[-1]["peak"] = max(stages[-1]["peak"], _rss_gb())
             time.sleep(0.25)
 
     begin("start: load and split")
@@ -73,7 +74,7 @@ def main() -> None:
                      "peak RSS GB": round(s["peak"], 2)})
     rows.append({"stage": f"whole run (exit code {code})",
                  "seconds": round(end - stages[0]["start"], 1),
-                 "peak RSS GB": round(_status("VmHWM"), 2)})
+                 "peak RSS GB": round(peak_rss_mb() / 1024, 2)})
     print_table(rows, "embedlens run, stage by stage")
 
 

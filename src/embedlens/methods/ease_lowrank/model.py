@@ -132,8 +132,8 @@ def exact_eigenpairs(x: sp.csr_matrix, dim: int | None = None) -> tuple[np.ndarr
 
 def randomized_eigenpairs(b: CompactCsr, dim: int, iterations: int,
                           seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``dim`` largest eigenpairs of ``BᵀB`` (largest first; float64 values, float32
-    vectors) by subspace iteration from a seeded Gaussian start, with Rayleigh-Ritz on the
+    """The ``dim`` largest eigenpairs of ``BᵀB`` (largest first, float64) by subspace
+    iteration from a seeded Gaussian start, with Rayleigh-Ritz on the
     final subspace. Each product ``Bᵀ(B Q)`` goes through this rank's share of B's rows and
     is summed over the ranks."""
     n = b.shape[1]
