@@ -198,3 +198,33 @@ def test_a_custom_log_gets_a_report_and_its_column_mapping_is_kept(tmp_path, ml_
     report = json.loads(run("evaluate", str(tmp_path / "pop")).stdout and (
         tmp_path / "pop" / "evaluation-user-time-0.2.json").read_text())
     assert report["n_users"] > 0
+
+
+def test_a_default_baseline_that_refuses_the_catalogue_is_left_out_a_named_one_fails(tmp_path):
+    """EASE above its max_items: left out of the default baselines with a note and a line in
+    the manifest (the run ends without a failure, and its config file, which names the
+    baselines that ran, repeats it); named by the user, it runs and fails with its message."""
+    from dataclasses import replace
+
+    from embedlens.testing.planted import planted_log
+
+    log = planted_log()
+    params = {"ease": {"max_items": 10}, "cleora": {"dim": 8}}
+    cfg = RunConfig(dataset="planted", protocol="random-0.2", methods=["cleora"],
+                    params=params)
+    assert cfg.baselines == ["random", "pop", "ease"] and cfg.baselines_by_default
+    assert replace(cfg, seed=3).baselines_by_default  # the command line's copy keeps it
+    result = run_all(cfg, tmp_path / "a", dataset=log)
+    assert result.failed == [] and "ease" not in result.models
+    manifest = json.loads((tmp_path / "a" / MANIFEST).read_text())
+    assert "refusing above 10 items" in manifest["left_out"]["ease"]
+    assert set(manifest["methods"]) == {"random", "pop", "cleora"}
+    again = RunConfig.from_toml(tmp_path / "a" / "config.toml")
+    assert again.baselines == ["random", "pop"] and not again.baselines_by_default
+
+    named = RunConfig(dataset="planted", protocol="random-0.2", methods=["cleora"],
+                      baselines=["random", "pop", "ease"], params=params)
+    assert not named.baselines_by_default
+    result = run_all(named, tmp_path / "b", dataset=log)
+    assert result.failed == ["ease"]
+    assert "left_out" not in json.loads((tmp_path / "b" / MANIFEST).read_text())

@@ -33,6 +33,11 @@ from embedlens.methods.registry import all_methods, default_baselines, get_metho
 from embedlens.prep.protocols import DEFAULT_PROTOCOL, get_protocol
 
 
+class DefaultBaselines(list[str]):
+    """The default baselines: a list that remembers nobody chose it (it survives
+    ``dataclasses.replace``; a config file's or the command line's list is a plain one)."""
+
+
 @dataclass
 class RunConfig:
     """Everything that decides the numbers of an ``embedlens run``."""
@@ -41,7 +46,10 @@ class RunConfig:
     data_dir: str | None = None
     protocol: str = DEFAULT_PROTOCOL
     methods: list[str] = field(default_factory=lambda: list(all_methods()))
-    baselines: list[str] = field(default_factory=lambda: list(default_baselines()))
+    #: the default baselines (random, pop, ease) are a DefaultBaselines list: a run leaves
+    #: out one of them that refuses the data (EASE above its max_items), with a note;
+    #: baselines a user names always run (and fail with their message)
+    baselines: list[str] = field(default_factory=lambda: DefaultBaselines(default_baselines()))
     seed: int = 42
     k: int = 10
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -50,8 +58,13 @@ class RunConfig:
     tune_timeout: float | None = None
     seeds: int = 1
     preset: bool = True
+    #: default baselines a run left out, each with the reason (not part of the config file:
+    #: the resolved config names the baselines that ran)
+    left_out: dict[str, str] = field(default_factory=dict, init=False, repr=False,
+                                     compare=False)
 
     def __post_init__(self) -> None:
+        by_default = isinstance(self.baselines, DefaultBaselines)
         self._check_types()
         if isinstance(self.methods, str):
             self.methods = parse_methods(self.methods)
@@ -59,6 +72,8 @@ class RunConfig:
             self.baselines = [b for b in self.baselines.split(",") if b.strip()]
         self.methods = [m.strip() for m in self.methods]
         self.baselines = [b.strip() for b in self.baselines]
+        if by_default:
+            self.baselines = DefaultBaselines(self.baselines)
         if self.columns is not None:
             from embedlens.data.local import parse_columns
 
@@ -109,6 +124,11 @@ class RunConfig:
             raise DataError("config: params must hold one [params.<method>] table per method.")
         if self.columns is not None and not isinstance(self.columns, dict):
             raise fail("columns", "a table of role = column name")
+
+    @property
+    def baselines_by_default(self) -> bool:
+        """Whether the baselines are the defaults, not named by the user."""
+        return isinstance(self.baselines, DefaultBaselines)
 
     @property
     def tuned(self) -> bool:
@@ -177,7 +197,7 @@ class RunConfig:
                 from None
         except tomllib.TOMLDecodeError as exc:
             raise DataError(f"{path} is not valid TOML: {exc}") from None
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls) if f.init}
         unknown = sorted(set(raw) - known)
         if unknown:
             raise DataError(
@@ -199,6 +219,8 @@ class RunConfig:
         import tomli_w
 
         data = asdict(self)
+        del data["left_out"]
+        data["baselines"] = list(data["baselines"])
         if data.get("columns"):
             data["columns"] = {k: v or "" for k, v in data["columns"].items()}
         return write_text(path, tomli_w.dumps(_drop_none(data)))

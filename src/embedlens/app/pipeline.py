@@ -105,11 +105,28 @@ def _run_checked(config: RunConfig, out: Path, force: bool, resume: bool,
     ds = dataset if dataset is not None else load_dataset(
         config.dataset, data_dir=config.data_dir, columns=config.columns)
     data = EvalSplit.prepare(ds, config.protocol)
+    _leave_out_refusing_baselines(config, data)
     folder = claim(out, "run", force=force, resume=resume, occupied=_occupied)
     try:
         return _run_in(folder, config, ds, data, resume, started)
     finally:
         folder.release()
+
+
+def _leave_out_refusing_baselines(config: RunConfig, data: EvalSplit) -> None:
+    """Leave out of the *default* baselines one that refuses this train matrix (EASE above
+    its ``max_items``: 59,047 movies at the ML-25M shape), with a note and a line in the
+    manifest, so that a default run on a large catalogue ends without a failure. Baselines
+    the user named are run as asked, and fail with their own message."""
+    if not config.baselines_by_default:
+        return
+    n_users, n_items = data.train.shape
+    for name in list(config.baselines):
+        why = get_method(name)(**config.method_params(name)).refusal(n_users, n_items)
+        if why is not None:
+            config.baselines.remove(name)
+            config.left_out[name] = why
+            note(f"{name}: left out of the default baselines: {why}")
 
 
 def _run_in(folder: OwnedFolder, config: RunConfig, ds: Dataset, data: EvalSplit,
@@ -391,6 +408,8 @@ def _write_manifest(
         "versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "methods": methods,
     }
+    if config.left_out:
+        manifest["left_out"] = config.left_out
     record = world_record(ranks)
     if record is not None:
         manifest["distributed"] = record

@@ -127,6 +127,12 @@ class Model(ABC):
     def fit(self, train: InteractionMatrix, dataset: Dataset | None = None) -> Self:
         """Learn from the train interactions (and the dataset's side tables, if used)."""
 
+    def refusal(self, n_users: int, n_items: int) -> str | None:
+        """Why this model, with its parameters, will not fit a train matrix of this shape
+        (None: it will). ``fit`` raises with this message; a run asks first, to leave a
+        default baseline out instead of failing (EASE above its ``max_items``)."""
+        return None
+
     @abstractmethod
     def scorer(self, train: InteractionMatrix) -> Scorer:
         """Score rows ``users`` (indices into ``train.users``) against ``train.items``."""

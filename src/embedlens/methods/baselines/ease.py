@@ -40,13 +40,17 @@ class EASEModel(Model):
     name = "ease"
     Params = EASEParams
 
+    def refusal(self, n_users: int, n_items: int) -> str | None:
+        if n_items > self.p.max_items:
+            return (f"EASE needs a dense {n_items:,} x {n_items:,} inverse; refusing above "
+                    f"{self.p.max_items:,} items (filter rare items or raise max_items).")
+        return None
+
     def fit(self, train: InteractionMatrix, dataset: Dataset | None = None) -> Self:
         n = len(train.items)
-        if n > self.p.max_items:
-            raise DataError(
-                f"EASE needs a dense {n:,} x {n:,} inverse; refusing above "
-                f"{self.p.max_items:,} items (filter rare items or raise max_items)."
-            )
+        why = self.refusal(len(train.users), n)
+        if why is not None:
+            raise DataError(why)
         x = train.binary()
         gram = (x.T @ x).toarray().astype(np.float64)
         gram[np.diag_indices(n)] += self.p.lambda_
