@@ -180,3 +180,23 @@ def test_static_encoder_places_sequels_together(static_cache, ml100k):
     emb = Embeddings(items["item_id"].to_numpy(), vectors, metadata=items)
     top = emb.most_similar("Star Wars (1977)", k=5)["title"].to_list()
     assert "Return of the Jedi (1983)" in top or "Empire Strikes Back, The (1980)" in top
+
+
+def test_a_damaged_static_token_file_is_made_again(tmp_path, monkeypatch):
+    """A token-vector file cut short (or of another vocabulary size) is rebuilt and replaced,
+    never read as vectors."""
+    path = cache_file(tmp_path, encoder_identity(STATIC_ENCODER)).with_suffix(".tokens.npy")
+    path.write_bytes(b"\x93NUMPY cut short")
+    made = []
+
+    def fake(model, batch_size=1024):
+        made.append(len(model.tokenizer))
+        return np.eye(len(model.tokenizer), 4, dtype=np.float32) + 1.0
+
+    monkeypatch.setattr(encoders, "token_vectors", fake)
+    vectors = load_encoder(STATIC_ENCODER, cache_dir=tmp_path)(["star", ""])
+    assert made == [30_522] and np.load(path).shape == (30_522, 4)
+    assert np.allclose(vectors[0], 0.5) and vectors[1].tolist() == [0.0] * 4
+    np.save(path, np.ones((10, 4), np.float32))  # another vocabulary: not this model's
+    load_encoder(STATIC_ENCODER, cache_dir=tmp_path)
+    assert made == [30_522, 30_522]

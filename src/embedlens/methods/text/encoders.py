@@ -207,8 +207,8 @@ def _static_encoder(model, cache_dir: Path | None) -> Encoder:
     if path is not None and path.is_file():
         try:
             table = np.load(path, allow_pickle=False)
-        except (OSError, ValueError):
-            table = None  # unreadable: made again and replaced below
+        except (OSError, ValueError, EOFError):
+            table = None  # unreadable (cut short, foreign): made again and replaced below
         if table is not None and (table.ndim != 2 or table.shape[0] != len(tok)):
             table = None
     if table is None:
