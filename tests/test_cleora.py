@@ -223,6 +223,33 @@ def test_fit_parquet_reads_the_log_in_batches(ml100k, tmp_path):
     assert np.array_equal(lean.item_embeddings.counts, read.item_embeddings.counts)
 
 
+def test_a_ranks_part_of_a_parquet_log_holds_its_users_whole(ml100k, tmp_path):
+    """``part=(k, n)``: the users whose id is k modulo n, each with every one of its rows;
+    the parts together are the whole pattern, row for row; an empty part is empty."""
+    from embedlens.prep.incidence import pattern_incidence_parquet
+
+    df = ml100k.interactions
+    path = tmp_path / "log.parquet"
+    df.write_parquet(path, row_group_size=3000)
+    whole, users, items = pattern_incidence_parquet(path, batch_rows=7001)
+    rows = {u: set(items[whole.indices[whole.indptr[r]:whole.indptr[r + 1]]])
+            for r, u in enumerate(users)}
+    seen = set()
+    for k in range(3):
+        part, p_users, p_items = pattern_incidence_parquet(path, batch_rows=7001, part=(k, 3))
+        assert (p_users % 3 == k).all() and part.shape == (p_users.size, p_items.size)
+        for r, u in enumerate(p_users):
+            assert set(p_items[part.indices[part.indptr[r]:part.indptr[r + 1]]]) == rows[u]
+        seen |= set(p_users.tolist())
+    assert seen == set(users.tolist())
+    big = tmp_path / "one-user.parquet"
+    df.filter(df["user_id"] == 3).write_parquet(big)
+    empty, none_u, none_i = pattern_incidence_parquet(big, part=(1, 3))
+    assert empty.shape == (0, 0) and none_u.size == none_i.size == 0
+    with pytest.raises(DataError, match="part must be"):
+        pattern_incidence_parquet(big, part=(3, 3))
+
+
 def test_fit_parquet_errors_name_the_problem(tmp_path):
     import polars as pl
 

@@ -73,6 +73,12 @@ def _worker(rank: int, size: int, port: int, ml_dir: str, model_dir: str, out: s
 
     w = init_from_env()
     assert (w.rank, w.size, w.backend) == (rank, size, "gloo")
+    # Cleora's lean route: this rank reads the Parquet log but keeps only its users
+    before_lean = work_done()
+    lean = get_method("cleora")(dim=64).fit_parquet(Path(out) / "log.parquet")
+    held = work_done().get("hyperedges", 0) - before_lean.get("hyperedges", 0)
+    np.save(Path(out) / f"lean-rank{rank}.npy", lean.item_vectors().vectors)
+    (Path(out) / f"lean-rank{rank}.json").write_text(json.dumps(held))
     ds = load_movielens("ml-100k", data_dir=ml_dir)
     data = EvalSplit.prepare(ds, "user-time-0.2")
     model = get_method("cleora")(dim=64).fit(data.train)
@@ -112,6 +118,8 @@ def test_two_ranks_give_one_process_results(ml_dir, tmp_path):
     (tmp_path / "single" / "run.json").write_text(json.dumps(
         {"method": "cleora", "dataset": "ml-100k", "protocol": "user-time-0.2"}))
     mine = evaluate_model(model, data, 10).to_dict()
+    ds.interactions.write_parquet(tmp_path / "log.parquet", row_group_size=5000)
+    lean = get_method("cleora")(dim=64).fit_parquet(tmp_path / "log.parquet")
     mp.spawn(_worker, args=(2, _free_port(), str(ml_dir), str(tmp_path / "single"),
                             str(tmp_path)), nprocs=2, join=True)
     ours = np.load(tmp_path / "vectors.npy")
@@ -120,6 +128,17 @@ def test_two_ranks_give_one_process_results(ml_dir, tmp_path):
                                                                                     axis=1)
     assert cosine.min() > 1 - 1e-6
     assert not np.array_equal(ours, np.zeros_like(ours))
+    # the lean route with each rank holding only its users (id modulo 2): one process's
+    # vectors on both ranks, and each rank propagated through its own users alone
+    alone = lean.item_vectors().vectors
+    for r in range(2):
+        ranked = np.load(tmp_path / f"lean-rank{r}.npy")
+        cosine = (ranked * alone).sum(1) / np.linalg.norm(ranked, axis=1) / np.linalg.norm(
+            alone, axis=1)
+        assert cosine.min() > 1 - 1e-6, r
+        users = ds.interactions["user_id"].unique().to_numpy()
+        assert json.loads((tmp_path / f"lean-rank{r}.json").read_text()) == int(
+            (users % 2 == r).sum())
     for name, params in WALKS.items():
         alone = get_method(name)(**params).fit(data.train).item_vectors().vectors
         ranked = np.load(tmp_path / f"{name}.npy")

@@ -219,6 +219,10 @@ def test_a_default_baseline_that_refuses_the_catalogue_is_left_out_a_named_one_f
     manifest = json.loads((tmp_path / "a" / MANIFEST).read_text())
     assert "refusing above 10 items" in manifest["left_out"]["ease"]
     assert set(manifest["methods"]) == {"random", "pop", "cleora"}
+    assert "Left out of the default baselines: ease (EASE needs" in (
+        tmp_path / "a" / "leaderboard.md").read_text()
+    assert "Left out of the default baselines: <b>ease</b>" in (
+        tmp_path / "a" / "report.html").read_text()
     again = RunConfig.from_toml(tmp_path / "a" / "config.toml")
     assert again.baselines == ["random", "pop"] and not again.baselines_by_default
 

@@ -376,6 +376,8 @@ def _write_outputs(result: RunResult, config: RunConfig, ds: Dataset, data: Eval
         from embedlens.app.presets import preset_note
 
         markdown += "\n" + preset_note(preset) + "\n"
+    for name, why in config.left_out.items():
+        markdown += f"\nLeft out of the default baselines: {name} ({why})\n"
     if result.coldstart is not None:
         markdown += "\nCold start (movies nobody rated, placed from side information):\n\n"
         markdown += coldstart_markdown(result.coldstart, config.k)

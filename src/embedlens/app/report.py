@@ -104,6 +104,8 @@ def write_report(
         from embedlens.app.presets import preset_note
 
         parts.append(f"<p>{_e(preset_note(preset))}</p>")
+    for name, why in config.left_out.items():
+        parts.append(f"<p>Left out of the default baselines: <b>{_e(name)}</b> ({_e(why)})</p>")
     if board.failed:
         parts.append("<p class=failed>Failed: " + "; ".join(
             f"<b>{_e(r.method)}</b>: {_e(r.error)}" for r in board.failed) + "</p>")

@@ -116,9 +116,10 @@ def _checked_chunks(chunks: IdChunks) -> Iterator[tuple[np.ndarray, np.ndarray]]
         yield users, items
 
 
-def _id_spans(chunks: IdChunks) -> tuple[list[tuple[int, int]], int]:
+def _id_spans(chunks: IdChunks, allow_empty: bool = False
+              ) -> tuple[list[tuple[int, int]], int]:
     """(smallest id, span) of users and of items over all chunks, and the number of rows;
-    errors if empty or huge."""
+    errors if huge, or empty (unless ``allow_empty``: then no spans and 0 rows)."""
     lows, highs, n = [np.inf, np.inf], [-np.inf, -np.inf], 0
     for users, items in _checked_chunks(chunks):
         n += users.size
@@ -127,6 +128,8 @@ def _id_spans(chunks: IdChunks) -> tuple[list[tuple[int, int]], int]:
                 lows[k] = min(lows[k], int(values.min()))
                 highs[k] = max(highs[k], int(values.max()))
     if n == 0:
+        if allow_empty:
+            return [], 0
         raise DataError("Cannot build an incidence matrix from an empty log.")
     spans = [(int(lo), int(hi) - int(lo) + 1) for lo, hi in zip(lows, highs, strict=True)]
     for _, span in spans:
@@ -152,7 +155,8 @@ def _run_pass(name: str, chunks: IdChunks, expected: int, kernel: Callable[..., 
         )
 
 
-def pattern_incidence_chunks(chunks: IdChunks) -> tuple[CompactCsr, np.ndarray, np.ndarray]:
+def pattern_incidence_chunks(chunks: IdChunks, allow_empty: bool = False
+                             ) -> tuple[CompactCsr, np.ndarray, np.ndarray]:
     """The users x items 0/1 matrix of a large log given in pieces, lean: integer ids only,
     one entry per distinct pair, no rating, time or per-row index arrays, and never the
     whole id columns at once. Three passes over the pieces (id spans, counts, fill).
@@ -161,9 +165,13 @@ def pattern_incidence_chunks(chunks: IdChunks) -> tuple[CompactCsr, np.ndarray, 
     up to 65,536 items; rows follow ``user_ids``, columns ``item_ids``, both sorted; within a
     row, columns keep the log's order) and the two id arrays. 2 bytes per rating (4 above
     65,536 items), against ~40 for :meth:`InteractionMatrix.from_frame`, which keeps ratings
-    and times for every method.
+    and times for every method. ``allow_empty``: an empty log gives :func:`empty_pattern`
+    instead of an error.
     """
-    ((base_u, span_u), (base_i, span_i)), n_rows = _id_spans(chunks)
+    spans, n_rows = _id_spans(chunks, allow_empty)
+    if n_rows == 0:  # allowed: a rank's empty share of a log
+        return empty_pattern()
+    (base_u, span_u), (base_i, span_i) = spans
     # a table over the whole user id span: int32 unless the log could overflow it
     counts = np.zeros(span_u, dtype=np.int32 if n_rows < 2**31 else np.int64)
     present = np.zeros(span_i, dtype=np.uint8)
@@ -195,12 +203,25 @@ def pattern_incidence(
     return pattern_incidence_chunks(lambda: [(users, items)])
 
 
+def empty_pattern() -> tuple[CompactCsr, np.ndarray, np.ndarray]:
+    """A pattern with no users and no items (a rank whose share of a log is empty)."""
+    none = np.empty(0, dtype=np.int64)
+    return CompactCsr(np.zeros(1, dtype=np.int64), np.empty(0, dtype=np.uint16), (0, 0)), \
+        none, none.copy()
+
+
 def pattern_incidence_parquet(
-    path: str | Path, user_col: str = USER, item_col: str = ITEM, batch_rows: int = 1 << 17
+    path: str | Path, user_col: str = USER, item_col: str = ITEM, batch_rows: int = 1 << 17,
+    part: tuple[int, int] | None = None,
 ) -> tuple[CompactCsr, np.ndarray, np.ndarray]:
     """:func:`pattern_incidence_chunks` of a Parquet log, read ``batch_rows`` rows of the two
     id columns at a time (pyarrow, unbuffered and single-threaded: ~40 MB of reader memory
-    where reading the columns whole costs ~400 MB at ML-25M scale)."""
+    where reading the columns whole costs ~400 MB at ML-25M scale).
+
+    ``part=(k, n)`` keeps only the users whose id is ``k`` modulo ``n`` (a user-hash
+    partition: every interaction of a kept user, so each hyperedge is whole), for rank ``k``
+    of ``n``: the pattern then holds about ``1/n`` of the log (its items are those its users
+    rated; an empty share gives :func:`empty_pattern`)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -227,6 +248,12 @@ def pattern_incidence_parquet(
                 raise DataError(f"Cannot read the Parquet log {path}: {exc}") from exc
             if batch.column(0).null_count or batch.column(1).null_count:
                 raise DataError(f"{path}: null ids in {user_col!r} or {item_col!r}.")
-            yield batch.column(0).to_numpy(), batch.column(1).to_numpy()
+            users, items = batch.column(0).to_numpy(), batch.column(1).to_numpy()
+            if part is not None:
+                mine = users % part[1] == part[0]
+                users, items = users[mine], items[mine]
+            yield users, items
 
-    return pattern_incidence_chunks(chunks)
+    if part is not None and not 0 <= part[0] < part[1]:
+        raise DataError(f"part must be (k, n) with 0 <= k < n, got {part}.")
+    return pattern_incidence_chunks(chunks, allow_empty=part is not None)

@@ -9,15 +9,14 @@ from typing import ClassVar, Self
 import numpy as np
 import scipy.sparse as sp
 
+from embedlens.core.distributed import all_gather_rows, all_reduce_sum, world
 from embedlens.core.embeddings import Embeddings
 from embedlens.core.errors import DataError
 from embedlens.core.interactions import InteractionMatrix
 from embedlens.core.params import param
 from embedlens.core.schema import ITEM, USER
 from embedlens.data.dataset import Dataset
-from embedlens.kernels.sparse import (
-    CompactCsr,
-)
+from embedlens.kernels.sparse import CompactCsr, index_dtype
 from embedlens.methods.base import (
     EmbeddingModel,
     EmbeddingParams,
@@ -75,21 +74,44 @@ class CleoraModel(EmbeddingModel):
 
     def fit_parquet(self, path: str | Path, user_col: str = USER, item_col: str = ITEM) -> Self:
         """:meth:`fit_log` straight from a Parquet log, read in batches: the id columns are
-        never in memory whole (ML-25M: ~100 MB of ids less at the peak)."""
+        never in memory whole (ML-25M: ~100 MB of ids less at the peak).
+
+        Under torchrun each rank keeps only its users' hyperedges (user id modulo the
+        number of ranks: whole hyperedges, about ``1/N`` of the pattern each), the ranks
+        agree on the movies by gathering their distinct movie ids, and each propagation
+        step all-reduces the movies' sums: every rank ends with one process's vectors (to
+        float rounding; ``tests/test_distributed.py``)."""
         self._check_lean()
-        b, _, item_ids = pattern_incidence_parquet(path, user_col, item_col)
-        return self._fit_incidence(b, item_ids, None)
+        w = world()
+        if w.size == 1:
+            b, _, item_ids = pattern_incidence_parquet(path, user_col, item_col)
+            return self._fit_incidence(b, item_ids, None)
+        b, _, mine = pattern_incidence_parquet(path, user_col, item_col,
+                                               part=(w.rank, w.size))
+        item_ids = np.unique(all_gather_rows(mine))
+        if item_ids.size == 0:
+            raise DataError(f"Cannot build an incidence matrix from an empty log ({path}).")
+        # this rank's column codes (into its own movies) as codes into everyone's
+        codes = np.searchsorted(item_ids, mine).astype(index_dtype(item_ids.size))
+        b = CompactCsr(b.indptr, codes[b.indices], (b.shape[0], item_ids.size), b.data)
+        return self._fit_incidence(b, item_ids, None, local_rows=True)
 
     def _check_lean(self) -> None:
         if self.p.weighted or self.p.min_rating is not None:
             raise DataError("cleora fit_log/fit_parquet take ids only: no weighted or min_rating.")
 
-    def _fit_incidence(self, b: CompactCsr, item_ids: np.ndarray, dataset: Dataset | None) -> Self:
+    def _fit_incidence(self, b: CompactCsr, item_ids: np.ndarray, dataset: Dataset | None,
+                       local_rows: bool = False) -> Self:
+        """Propagate through ``b``; ``local_rows``: under torchrun ``b`` holds only this
+        rank's hyperedges (else every rank holds them all and takes its share)."""
         p = self.p
         x = propagate(b, hash_init(item_ids, p.dim, p.seed), p.iterations, p.expansion,
-                      p.normalization, p.device, overwrite_x=True)
+                      p.normalization, p.device, overwrite_x=True, local_rows=local_rows)
+        counts = b.column_counts()
+        if local_rows:
+            counts = all_reduce_sum(counts)
         self.item_embeddings = Embeddings(item_ids, self._post(x), "item",
-                                          item_metadata(dataset), counts=b.column_counts())
+                                          item_metadata(dataset), counts=counts)
         # Users are the mean of their items' final vectors (l2(B X) under cosine): the
         # ``aggregation`` parameter picks mean, rating- or recency-weighted.
         self.user_embeddings = None

@@ -91,7 +91,8 @@ def _l2_rows_inplace(out):  # pragma: no cover - numba
             out[i, j] *= inv
 
 
-def _numba_propagate(b: CompactCsr, w, sym, star, x, steps, overwrite_x) -> np.ndarray:
+def _numba_propagate(b: CompactCsr, w, sym, star, x, steps, overwrite_x,
+                     local_rows: bool = False) -> np.ndarray:
     """The CPU loop: each step is one :func:`~embedlens.kernels.sparse.through_rows`
     (``Bᵀ W B S X``, chunk by chunk of hyperedges; neither BᵀB nor Bᵀ is built) and row
     normalisation. Memory: B, two item matrices (ping-pong; ``overwrite_x`` lets the first
@@ -99,9 +100,14 @@ def _numba_propagate(b: CompactCsr, w, sym, star, x, steps, overwrite_x) -> np.n
     # the loop writes into x's buffer from the second step on
     x = np.asarray(x, np.float32, order="C") if overwrite_x else np.array(x, np.float32, order="C")
     sym = NO_WEIGHTS if bool((sym == 1).all()) else sym
-    # under torchrun each rank propagates through its share of the hyperedges, and one
-    # all-reduce of the items x dim sums per step adds the shares up
-    rows = share(b.shape[0], kind="hyperedges")
+    # under torchrun each rank propagates through its share of the hyperedges (all of
+    # those it holds, when it holds only its own), and one all-reduce of the items x dim
+    # sums per step adds the shares up
+    if local_rows:
+        rows = (0, b.shape[0])
+        count_work("hyperedges", b.shape[0])
+    else:
+        rows = share(b.shape[0], kind="hyperedges")
     out = np.empty_like(x)
     for _ in steps:
         through_rows(b, x, out, rows, w, sym, star)
@@ -120,6 +126,7 @@ def propagate(
     normalization: str = "left",
     device: str = "cpu",
     overwrite_x: bool = False,
+    local_rows: bool = False,
 ) -> np.ndarray:
     """``iterations`` item -> hyperedge -> item Markov steps from start vectors ``x``.
 
@@ -133,6 +140,9 @@ def propagate(
     On CPU, results are bitwise identical for any number of numba threads. Under torchrun
     (gloo) the hyperedges are shared out among the ranks and the per-step sums all-reduced:
     the same vectors up to the order of float additions (cosine 1 - 1e-6 to one process).
+    ``local_rows``: ``b`` holds only this rank's hyperedges (over every rank's items), so
+    the rank propagates through all of them, and the degrees of the symmetric operator are
+    all-reduced too.
     """
     b = b if isinstance(b, CompactCsr) else CompactCsr.from_csr(b)
     if x.shape[0] != b.shape[1]:
@@ -144,6 +154,8 @@ def propagate(
     if normalization == "symmetric":
         hyperedge = np.ones_like(w) if star else w * sizes
         degree = b.rmatvec(hyperedge)  # A·1 = Bᵀ(w ⊙ B1)
+        if local_rows:
+            degree = all_reduce_sum(degree)
         sym = np.divide(1.0, np.sqrt(degree), out=np.zeros_like(degree), where=degree > 0)
         sym = sym.astype(np.float32)
     steps = progress(range(iterations), "cleora: propagate")
@@ -152,7 +164,7 @@ def propagate(
             raise DataError("cleora under torchrun runs on the CPU path (device=cpu); the "
                             "GPU path is one process.")
         return _torch_propagate(b.to_csr(), w, sym, star, x, steps, device)
-    return _numba_propagate(b, w, sym, star, x, steps, overwrite_x)
+    return _numba_propagate(b, w, sym, star, x, steps, overwrite_x, local_rows)
 
 
 def _use_torch(device: str) -> bool:
