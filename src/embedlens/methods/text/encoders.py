@@ -198,24 +198,23 @@ def _static_encoder(model, cache_dir: Path | None) -> Encoder:
     and stored there atomically), a text = the mean of its tokens' vectors."""
     import scipy.sparse as sp
 
-    from embedlens.core.files import atomic_path
+    from embedlens.core.files import load_arrays, save_arrays
 
     tok = model.tokenizer
-    path = (cache_file(cache_dir, encoder_identity(STATIC_ENCODER)).with_suffix(".tokens.npy")
+    path = (cache_file(cache_dir, encoder_identity(STATIC_ENCODER)).with_suffix(".tokens.npz")
             if cache_dir is not None else None)
     table = None
     if path is not None and path.is_file():
         try:
-            table = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError):
+            table = load_arrays(path, ("vectors",), "static token table")["vectors"]
+        except DataError:
             table = None  # unreadable (cut short, foreign): made again and replaced below
         if table is not None and (table.ndim != 2 or table.shape[0] != len(tok)):
             table = None
     if table is None:
         table = token_vectors(model)
         if path is not None:
-            with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-                np.save(fh, table, allow_pickle=False)
+            save_arrays(path, vectors=table)
 
     def encode(texts: list[str]) -> np.ndarray:
         from itertools import chain
