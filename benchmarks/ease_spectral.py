@@ -12,7 +12,8 @@ embeddings (a closed-form low-rank linear autoencoder in the sense of Steck 2020
 al. 2021); their ranking tends to EASE's as d grows, because ``w`` is close to 0 for small
 eigenvalues. ``P_ii`` is taken two ways: exactly, and from the kept components alone,
 ``(1 - Σ_k≤d V_ik² w_k) / λ``, which is what a truncated SVD of X would give on a catalogue
-too large for EASE's dense inverse.
+too large for EASE's dense inverse. The vectors are the ``ease-lowrank`` method's own
+(``ease_factors``), from every eigenpair of the exact solver.
 
 EASE runs as the project's ``ease`` method at the shipped preset's λ (tuned on validation);
 the factorisation uses the same λ and the same split, and both are scored by ``embedlens``'
@@ -34,6 +35,7 @@ from embedlens.evaluation.evaluate import evaluate_model
 from embedlens.evaluation.splits import EvalSplit
 from embedlens.kernels.metrics import ranking_report
 from embedlens.kernels.topk import dot_scorer, topk
+from embedlens.methods.ease_lowrank.model import ease_factors, exact_eigenpairs
 from embedlens.methods.registry import get_method
 
 
@@ -63,23 +65,22 @@ def main() -> None:
             rows.append({"dataset": name, "protocol": protocol, "method": "ease", "dim": "full",
                          "lambda": round(lam, 1), "NDCG@10": ease["ndcg@10"],
                          "CI95": ease["ndcg@10_ci95"], "P_ii": ""})
-            x = split.train.binary().astype(np.float64)
-            (s, v), seconds = timed(lambda x=x: np.linalg.eigh((x.T @ x).toarray()))
-            s, v = s[::-1], v[:, ::-1]  # largest first
-            w = s / (s + lam)
-            p_exact = (v**2 / (s + lam)).sum(axis=1)
+            x = split.train.binary()
+            (s, v), seconds = timed(lambda x=x: exact_eigenpairs(x))
+            # λ P_ii exactly: the same sum over every eigenpair with a positive eigenvalue
+            # (the others have w = 0)
+            exact_p = ease_factors(s, v, lam, s.size)[0]
+            exact_p = 1.0 - (exact_p.astype(np.float64) ** 2).sum(axis=1)
             for d in (int(t) for t in args.dims.split(",")):
                 d = min(d, s.size)
-                root = v[:, :d] * np.sqrt(w[:d])
-                users = np.asarray(x @ root, dtype=np.float32)
-                p_kept = (1.0 - (v[:, :d] ** 2 * w[:d]).sum(axis=1)) / lam
-                for label, p in (("exact", p_exact), ("from the d kept", p_kept)):
-                    score, ci = ndcg(split, users, (root / p[:, None]).astype(np.float32))
+                for label, p in (("exact", exact_p), ("from the d kept", None)):
+                    root, items = ease_factors(s, v, lam, d, scaled_p=p)
+                    score, ci = ndcg(split, np.asarray(x @ root, dtype=np.float32), items)
                     rows.append({"dataset": name, "protocol": protocol,
                                  "method": "EASE factorised", "dim": d,
                                  "lambda": round(lam, 1), "NDCG@10": score, "CI95": ci,
                                  "P_ii": label})
-            print(f"{name} {protocol}: eigendecomposition of {s.size:,} items in "
+            print(f"{name} {protocol}: {s.size:,} eigenpairs of XᵀX in "
                   f"{seconds:.1f} s", flush=True)
     print_table(rows, "EASE and its d-dimensional factorisation (same split, same lambda)")
 

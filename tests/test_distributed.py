@@ -181,6 +181,51 @@ def test_two_ranks_give_one_process_results(ml_dir, tmp_path):
     assert shared == mine
 
 
+def _lean_edges_worker(rank: int, size: int, port: int, out: str) -> None:
+    """One rank of the lean route on two edge logs: one where every user falls to rank 0
+    (rank 1's share is empty), and one with no rows at all. Writes what each gave."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(size), EMBEDLENS_QUIET="1")
+    from embedlens.core.distributed import init_from_env
+    from embedlens.core.errors import DataError
+    from embedlens.methods.registry import get_method
+
+    init_from_env()
+    fitted = get_method("cleora")(dim=8).fit_parquet(Path(out) / "even.parquet")
+    np.save(Path(out) / f"even-rank{rank}.npy", fitted.item_vectors().vectors)
+    try:
+        get_method("cleora")(dim=8).fit_parquet(Path(out) / "empty.parquet")
+        message = "no error"
+    except DataError as exc:
+        message = str(exc)
+    (Path(out) / f"empty-rank{rank}.txt").write_text(message)
+    import torch.distributed as dist
+
+    dist.destroy_process_group()
+
+
+def test_lean_route_with_an_empty_share_and_an_empty_log(tmp_path):
+    """A rank whose share of the users is empty still takes part in every exchange (one
+    process's vectors on both ranks), and a log with no rows is one clear error on every
+    rank, not a hang in a collective."""
+    import polars as pl
+    import torch.multiprocessing as mp
+
+    from embedlens.methods.registry import get_method
+
+    even = pl.DataFrame({"user_id": [0, 0, 2, 2, 4, 4, 4], "item_id": [1, 2, 2, 3, 1, 3, 5]})
+    even.write_parquet(tmp_path / "even.parquet")
+    even.clear().write_parquet(tmp_path / "empty.parquet")
+    alone = get_method("cleora")(dim=8).fit_parquet(tmp_path / "even.parquet")
+    mp.spawn(_lean_edges_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    for r in range(2):
+        np.testing.assert_allclose(np.load(tmp_path / f"even-rank{r}.npy"),
+                                   alone.item_vectors().vectors, atol=1e-6, err_msg=str(r))
+        message = (tmp_path / f"empty-rank{r}.txt").read_text()
+        assert message.startswith("Cannot build an incidence matrix from an empty log"), r
+        assert "empty.parquet" in message, r
+
+
 @pytest.mark.slow
 def test_train_and_evaluate_under_torchrun_write_one_run(ml_dir, tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")

@@ -87,21 +87,30 @@ class EASELowRankModel(EmbeddingModel):
         else:
             values, vectors = randomized_eigenpairs(CompactCsr.from_csr(x), p.dim, p.iterations,
                                                     p.seed)
-        top = float(values[0]) if values.size else 0.0
-        keep = min(p.dim, int((values > top * 1e-10).sum()))
-        lam = regularisation(x, p.reg)
-        root = vectors[:, :keep] * np.sqrt(values[:keep] / (values[:keep] + lam))
-        _fix_signs(root)
-        # λ P_ii from the kept components; at least λ/(λ + largest eigenvalue), its floor
-        scaled_p = np.maximum(1.0 - (root**2).sum(axis=1),
-                              lam / (lam + top))
-        items = np.zeros((x.shape[1], p.dim), dtype=np.float32)
-        items[:, :keep] = root / scaled_p[:, None]
-        padded = np.zeros_like(items)
-        padded[:, :keep] = root
+        root, items = ease_factors(values, vectors, regularisation(x, p.reg), p.dim)
         self.item_embeddings = Embeddings(train.items.ids, items, "item", item_metadata(dataset))
-        self.user_embeddings = Embeddings(train.users.ids, spmm(x, padded), "user")
+        self.user_embeddings = Embeddings(train.users.ids, spmm(x, root), "user")
         return self
+
+
+def ease_factors(values: np.ndarray, vectors: np.ndarray, lam: float, dim: int,
+                 scaled_p: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """From eigenpairs of ``XᵀX`` (largest first) and EASE's ``λ``: the user side
+    ``V diag(√w)`` (a user's vector is ``x`` times it) and the item vectors
+    ``V_i diag(√w) / (λ P_ii)``, both items x ``dim`` float32 (columns past the log's rank are
+    zero). ``scaled_p``: ``λ P_ii`` when known exactly; by default it is taken from the kept
+    components, ``1 - Σ_k V_ik² w_k``, floored at ``λ / (λ + s_1)``."""
+    top = float(values[0]) if values.size else 0.0
+    keep = min(dim, int((values > top * 1e-10).sum()))
+    kept = vectors[:, :keep] * np.sqrt(values[:keep] / (values[:keep] + lam))
+    _fix_signs(kept)
+    if scaled_p is None:
+        scaled_p = np.maximum(1.0 - (kept**2).sum(axis=1), lam / (lam + top))
+    items = np.zeros((vectors.shape[0], dim), dtype=np.float32)
+    items[:, :keep] = kept / scaled_p[:, None]
+    root = np.zeros_like(items)
+    root[:, :keep] = kept
+    return root, items
 
 
 def regularisation(x: sp.csr_matrix, reg: float) -> float:
