@@ -195,7 +195,8 @@ def test_elsa_batches_grow_with_the_log_only_when_left_to_it():
     from embedlens.methods.elsa.model import batch_users
 
     assert batch_users(None, 943) == 256
-    assert batch_users(None, 162_541) == 2540  # ML-25M: 64 steps an epoch
+    assert batch_users(None, 8192) == 256
+    assert batch_users(None, 162_541) == 5080  # ML-25M: 32 steps an epoch
     assert batch_users(64, 162_541) == 64
 
 

@@ -39,7 +39,7 @@ class ELSAParams(EmbeddingParams):
     dim: int = param(256, "vector dimension", ge=1, log=True, tune=(64, 1024))
     epochs: int = param(10, "passes over the users", ge=1, tune=(3, 20))
     batch_size: int | None = param(None, "users per mini-batch (default: 256, or more on a "
-                                   "large log so that an epoch is at most 64 steps: each "
+                                   "large log so that an epoch is at most 32 steps: each "
                                    "step costs items x dim^2 whatever its size)", ge=1)
     lr: float = param(0.1, "Adam learning rate", gt=0, log=True, tune=(0.01, 0.3))
     seed: int = seed_param()
@@ -87,8 +87,10 @@ class ELSAModel(TorchModel):
         return self
 
 
-#: Steps an epoch takes at most when ``batch_size`` is left to ELSA (see ELSAParams).
-MAX_STEPS = 64
+#: Steps an epoch takes at most when ``batch_size`` is left to ELSA (see ELSAParams). At
+#: the ML-25M shape 32 fit in 162 s against 64's 239 s, at NDCG@10 0.2831 against 0.2853
+#: (docs/benchmarks.md); up to 8,192 users the batch is 256 either way.
+MAX_STEPS = 32
 
 
 def batch_users(batch_size: int | None, n_users: int) -> int:
