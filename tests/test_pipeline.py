@@ -117,6 +117,30 @@ def test_leaderboard_json_round_trips(tmp_path):
         Leaderboard.load(tmp_path / "bad.json")
 
 
+def test_a_cold_start_only_row_is_fitted_judged_for_neighbours_and_never_ranked(tmp_path):
+    sim = {"sim_ndcg@10": 0.3, "sim_ndcg@10_ci95": 0.02, "neighbour_popularity@10": 0.5,
+           "sim_queries": 40, "sim_queries_embedded": 40}
+    text = {"method": "text", "role": "method", "status": "cold-start", "fit_seconds": 2.5,
+            "similarity": sim}
+    board = _board([_row("pop", 0.10, "baseline"), _row("cleora", 0.15), text,
+                    _row("eges", 0.0, status="failed")])
+    board.save(tmp_path / "lb.json")
+    back = Leaderboard.load(tmp_path / "lb.json")
+    assert [r.to_dict() for r in back.rows] == [r.to_dict() for r in board.rows]
+    assert back.rows[2].to_dict() == text
+    assert [r.method for r in back.ranked()] == ["cleora", "pop"]
+    assert [r.method for r in back.failed] == ["eges"]
+    assert [r.method for r in back.fitted()] == ["cleora", "pop", "text"]
+    assert [r.method for r in back.neighbours_ranked()] == ["text"]
+    md = back.markdown()
+    assert "Not ranked for warm users: text (fit 2.5 s)." in md
+    assert "| 1 | text | 0.3000 ± 0.0200 |" in md  # its neighbours are on the board
+    assert "text" not in back.html()  # the warm table
+    (tmp_path / "leaderboard.json").write_text(json.dumps([*(r.to_dict() for r in back.rows)]))
+    assert method_dir(tmp_path, None, "similar").name == "text"  # best at neighbours
+    assert method_dir(tmp_path, "text", "items").name == "text"
+
+
 def test_queries_over_a_full_run_pick_the_best_able_method(tmp_path):
     rows = [_row("ease", 0.20, "baseline"), _row("two-tower", 0.12), _row("cleora", 0.15),
             _row("eges", 0.05), _row("node2vec", 0.3, status="failed")]
@@ -176,6 +200,17 @@ def test_run_writes_every_file_and_a_sane_leaderboard(full_run):
     rows = json.loads((out / "leaderboard.json").read_text())
     by_method = {r["method"]: r for r in rows}
     assert set(by_method) == {*ALL_METHODS, "random", "pop", "ease"}
+    # text is fitted and its neighbours judged, but it is not ranked for warm users: the
+    # cold-start board judges it
+    text = by_method.pop("text")
+    assert text["status"] == "cold-start" and "ndcg@10" not in text
+    assert text["fit_seconds"] > 0 and text["similarity"]["sim_ndcg@10"] > 0
+    assert not (out / "text" / "evaluation-random-0.2.json").exists()
+    assert "Not ranked for warm users: text (fit" in (out / "leaderboard.md").read_text()
+    assert "Not ranked for warm users: text" in stdout
+    cold = json.loads((out / "coldstart.json").read_text())["rows"]
+    assert any(r["ranking"] == "text" for r in cold)
+    rows = list(by_method.values())
     assert all(r["status"] == "ok" for r in rows), [r.get("error") for r in rows]
     for r in rows:  # the keys of `embedlens evaluate`, plus the fit time
         for key in ("method", "protocol", "k", "n_users", "ndcg@10", "ndcg@10_ci95",
@@ -184,12 +219,14 @@ def test_run_writes_every_file_and_a_sane_leaderboard(full_run):
             assert key in r, (r["method"], key)
         assert r["protocol"] == "random-0.2" and r["n_users"] == by_method["pop"]["n_users"]
     chance = by_method["random"]["ndcg@10"]
-    for name in ALL_METHODS:
+    warm = [name for name in ALL_METHODS if name != "text"]
+    for name in warm:
         assert by_method[name]["ndcg@10"] > chance, name
     assert by_method["ease"]["ndcg@10"] > by_method["pop"]["ndcg@10"]
     assert "rmse" in by_method["rating-mf"] and 0.7 < by_method["rating-mf"]["rmse"] < 1.3
     for name in ALL_METHODS:
         assert (out / name / "items.parquet").is_file(), name
+    for name in warm:
         assert (out / name / "evaluation-random-0.2.json").is_file(), name
     assert (out / "two-tower" / "users.parquet").is_file()
     assert "ease" in (out / "leaderboard.md").read_text() and "ease" in stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from embedlens.app.config import RunConfig
@@ -102,6 +103,46 @@ def test_an_interrupted_run_keeps_what_finished_and_resume_completes_it(
     assert {r.method: r.status for r in result.board.rows} == {"pop": "ok", "cleora": "ok"}
     assert json.loads((out / MANIFEST).read_text())["state"] == "done"
     assert (out / "report.html").is_file()
+
+
+def test_resume_keeps_a_method_judged_on_the_cold_start_board(tmp_path, ml_dir, monkeypatch):
+    """Text has no warm evaluation file; a resumed run keeps its fitted model (no refit),
+    judges its neighbours again and keeps it out of the warm ranking."""
+    from embedlens.methods.text.model import TextModel
+
+    real_cleora = CleoraModel.fit
+    out = tmp_path / "run"
+    config = dict(methods=["cleora", "text"], params={"cleora": {"dim": 16}})
+
+    def encode(texts):  # a stand-in for the sentence encoder: fast, deterministic
+        return np.array([[len(t), t.count("a"), t.count("e"), 1.0] for t in texts],
+                        dtype=np.float32)
+
+    monkeypatch.setattr(TextModel, "encoder_override", ("counting", encode))
+    monkeypatch.setattr(CleoraModel, "fit", lambda *a, **k: (_ for _ in ()).throw(
+        KeyboardInterrupt))
+    with pytest.raises(RunInterrupted, match="keeps 2 of 3 finished methods"):
+        run_all(_config(ml_dir, **config), out)
+    assert json.loads((out / MANIFEST).read_text())["methods"]["text"] == "ok"
+    monkeypatch.setattr(CleoraModel, "fit", real_cleora)
+    fits = []
+    real_fit = TextModel.fit
+
+    def counted(self, train, dataset=None):
+        fits.append(train.shape)
+        return real_fit(self, train, dataset)
+
+    monkeypatch.setattr(TextModel, "fit", counted)
+    result = run_all(_config(ml_dir, **config), out, resume=True)
+    # one fit: the cold-start board's, on the log without its held-out movies
+    assert len(fits) == 1 and fits[0][1] < 1682
+    assert any(r["ranking"] == "text" for r in result.coldstart["rows"])
+    rows = {r.method: r for r in result.board.rows}
+    assert rows["text"].status == "cold-start" and rows["text"].fit_seconds is not None
+    assert rows["text"].neighbours is not None
+    assert {r.method for r in result.board.ranked()} == {"cleora", "pop"}
+    assert [r.method for r in result.board.fitted()][-1] == "text"
+    assert result.failed == []
 
 
 def test_resume_from_the_command_line_reads_the_runs_own_config(tmp_path, ml_dir, monkeypatch):

@@ -318,6 +318,8 @@ def run(
     result = run_all(cfg, out, force=force, resume=resume)
     console.print(result.board.terminal(
         f"{cfg.dataset}, {cfg.protocol}: metrics @{cfg.k}, baselines dimmed"))
+    if result.board.cold_start_only:
+        console.print(_t(result.board.cold_start_note()))
     console.print(_t(f"{len(result.board.rows)} methods in {result.seconds:.0f} s → "
                      f"{out / 'report.html'}"))
     if result.failed:
@@ -329,7 +331,8 @@ def run(
 @app.command()
 def tune(
     method: Annotated[str, typer.Argument(help="A method or baseline, a comma list, or 'all' "
-                                          "(every method and the default baselines).")],
+                                          "(every method ranked for warm users, so not text, and "
+                                          "the default baselines).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the studies, tune.json and "
                                       "best.toml (an interrupted tune resumes there).")],
     dataset: Annotated[str, typer.Option("--dataset", help="Variant or log path.")]
@@ -356,8 +359,11 @@ def tune(
 
     protocol = protocol or DEFAULT_PROTOCOL
     get_protocol(protocol)
-    names = ([*default_baselines(), *parse_methods("all")] if method.strip() == "all"
-             else parse_methods(method))
+    # "all": what `run --tune` tunes (a method not ranked for warm users, text, is not: the
+    # tuner's objective is the warm ranking); named, any method is tuned as asked
+    names = ([*default_baselines(), *(m for m in parse_methods("all")
+                                      if get_method(m).warm_ranked)]
+             if method.strip() == "all" else parse_methods(method))
     for name in names:
         get_method(name)
     check_tune_folder(out, dataset, protocol, seed, k)  # before the data is read

@@ -20,9 +20,16 @@ CI_METRICS = ("ndcg", "hitrate", "mrr", "recall", "precision", "map")
 TERMINAL_METRICS = ("ndcg", "hitrate", "mrr", "recall")
 
 
+#: The status of a method fitted but not ranked for warm users (``Model.warm_ranked``
+#: False: text), judged on the cold-start board.
+COLD_START = "cold-start"
+
+
 @dataclass(frozen=True)
 class Row:
-    """One method's line: its result when it ran (``status`` "ok"), else its error."""
+    """One method's line: its result when it ran (``status`` "ok"), its error ("failed"),
+    or, for a method judged on the cold-start board alone (:data:`COLD_START`), its fit
+    time and the judgement of its nearest movies."""
 
     method: str
     role: str
@@ -31,10 +38,17 @@ class Row:
     error: str | None = None
     tuning: dict[str, Any] | None = None  # trials, budget, searched, params, validation score
     seeds: dict[str, Any] | None = None  # the metric over several seeds: values, mean, ci95
+    fit_seconds: float | None = None  # a cold-start row's (an "ok" row's is in its result)
+    similarity: dict[str, Any] | None = None  # a cold-start row's neighbour judgement
 
     @property
     def ok(self) -> bool:
         return self.status == "ok" and self.result is not None
+
+    @property
+    def neighbours(self) -> dict[str, Any] | None:
+        """The judgement of the method's nearest movies, when they were judged."""
+        return self.result.similarity if self.result is not None else self.similarity
 
     def to_dict(self) -> dict[str, Any]:
         head: dict[str, Any] = {"method": self.method, "role": self.role,
@@ -45,17 +59,27 @@ class Row:
             head["seeds"] = self.seeds
         if self.ok:
             return {**head, **self.result.to_dict(), "method": self.method}  # type: ignore[union-attr]
+        if self.status == COLD_START:
+            return {**head, **{key: value for key, value in (
+                ("fit_seconds", self.fit_seconds), ("similarity", self.similarity))
+                if value is not None}}
         return {**head, "error": self.error or ""}
 
     @classmethod
     def from_dict(cls, record: Any, where: str) -> Row:
         if not (isinstance(record, dict) and isinstance(record.get("method"), str)
-                and record.get("status") in ("ok", "failed")):
+                and record.get("status") in ("ok", "failed", COLD_START)):
             raise DataError(f"{where} is not a valid leaderboard (rows need method and status "
-                            "ok/failed).")
+                            f"ok/failed/{COLD_START}).")
         role = str(record.get("role", "method"))
         tuning = record.get("tuning") if isinstance(record.get("tuning"), dict) else None
         seeds = record.get("seeds") if isinstance(record.get("seeds"), dict) else None
+        if record["status"] == COLD_START:
+            fit = record.get("fit_seconds")
+            return cls(record["method"], role, COLD_START,
+                       fit_seconds=float(fit) if isinstance(fit, int | float) else None,
+                       similarity=record.get("similarity")
+                       if isinstance(record.get("similarity"), dict) else None)
         if record["status"] != "ok":
             return cls(record["method"], role, "failed", error=str(record.get("error", "")),
                        tuning=tuning)
@@ -88,19 +112,29 @@ class Leaderboard:
 
     @property
     def failed(self) -> list[Row]:
-        return [r for r in self.rows if not r.ok]
+        return [r for r in self.rows if r.status == "failed"]
+
+    @property
+    def cold_start_only(self) -> list[Row]:
+        """Rows fitted but judged on the cold-start board alone (:data:`COLD_START`)."""
+        return [r for r in self.rows if r.status == COLD_START]
+
+    def fitted(self) -> list[Row]:
+        """The rows whose model the run holds: :meth:`ranked`, then the cold-start-only ones
+        in run order (what queries, the server and the report may use)."""
+        return self.ranked() + self.cold_start_only
 
     def neighbours_ranked(self) -> list[Row]:
         """Rows whose nearest movies were judged, best first by ``sim_ndcg@k``."""
         key = f"sim_ndcg@{self.k}"
-        judged = [r for r in self.rows if r.result is not None and r.result.similarity
-                  and key in r.result.similarity]
-        return sorted(judged, key=lambda r: (-r.result.similarity[key], r.method))  # type: ignore[union-attr,index]
+        judged = [r for r in self.rows if r.status != "failed" and r.neighbours
+                  and key in r.neighbours]
+        return sorted(judged, key=lambda r: (-r.neighbours[key], r.method))  # type: ignore[index]
 
     def neighbour_cells(self, row: Row) -> list[str]:
         """sim_ndcg ± CI, genre agreement, neighbour popularity (the one formatter)."""
         k = self.k
-        sim = row.result.similarity if row.result is not None else None
+        sim = row.neighbours
         assert sim is not None
         genre = sim.get(f"genre_agreement@{k}")
         return [f"{sim[f'sim_ndcg@{k}']:.4f} ± {sim[f'sim_ndcg@{k}_ci95']:.4f}",
@@ -177,6 +211,8 @@ class Leaderboard:
                       "± the 95% CI over test users. Methods without a seed ran once."]
         if self.failed:
             lines += ["", "Failed:", ""] + [f"- {r.method}: {r.error}" for r in self.failed]
+        if self.cold_start_only:
+            lines += ["", self.cold_start_note()]
         judged = self.neighbours_ranked()
         if judged:
             head = ["#", "method", *self.neighbour_header()]
@@ -205,6 +241,14 @@ class Leaderboard:
             lines += [f"- {r.method}: RMSE {r.result.rmse:.4f}, MAE {r.result.mae:.4f}"
                       for r in rated if r.result]
         return "\n".join(lines) + "\n"
+
+    def cold_start_note(self) -> str:
+        """The line naming the methods judged on the cold-start board alone."""
+        names = ", ".join(r.method + ("" if r.fit_seconds is None else
+                                      f" (fit {r.fit_seconds:.1f} s)")
+                          for r in self.cold_start_only)
+        return (f"Not ranked for warm users: {names}. Made to place movies nobody has rated, "
+                "judged on the cold-start board.")
 
     def score_ci(self, row: Row) -> float:
         """The 95% half-width of :meth:`score`: over seeds when several ran, else over test
@@ -257,7 +301,7 @@ class Leaderboard:
                + "</tr>"]
         k = self.k
         for n, r in enumerate(self.neighbours_ranked(), 1):
-            sim = r.result.similarity if r.result is not None else None
+            sim = r.neighbours
             assert sim is not None
             values = [n, None, sim[f"sim_ndcg@{k}"], sim.get(f"genre_agreement@{k}"),
                       sim[f"neighbour_popularity@{k}"], sim["sim_queries_embedded"]]

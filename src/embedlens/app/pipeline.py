@@ -28,7 +28,13 @@ from typing import Any
 import numpy as np
 
 from embedlens.app.config import RunConfig
-from embedlens.app.leaderboard import LEADERBOARD, Leaderboard, Row, coldstart_markdown
+from embedlens.app.leaderboard import (
+    COLD_START,
+    LEADERBOARD,
+    Leaderboard,
+    Row,
+    coldstart_markdown,
+)
 from embedlens.app.queries import COLDSTART, MANIFEST
 from embedlens.app.train import fit_and_save, save_train, score_run
 from embedlens.core.distributed import rank_report, work_done, world, world_record
@@ -41,7 +47,7 @@ from embedlens.evaluation.evaluate import EvalResult
 from embedlens.evaluation.splits import EvalSplit
 from embedlens.io.folders import OwnedFolder, claim, clear, preflight
 from embedlens.io.runs import RUN_FILE, load_run, resolve_dir, versions
-from embedlens.methods.base import Model
+from embedlens.methods.base import ItemVectors, Model
 from embedlens.methods.registry import get_method
 
 #: A tuned method's search record, and its results over several seeds, beside its run.
@@ -163,7 +169,9 @@ def _run_in(folder: OwnedFolder, config: RunConfig, ds: Dataset, data: EvalSplit
                 kept, searched = finished[name]
                 seeds = (read_json_object(out / name / SEEDS_FILE, "seeds record")
                          if (out / name / SEEDS_FILE).is_file() else None)
-                rows.append(Row(name, role, "ok", kept, tuning=searched, seeds=seeds))
+                rows.append(Row(name, role, "ok", kept, tuning=searched, seeds=seeds)
+                            if kept is not None else _cold_start_row(name, role, info.fit_seconds,
+                                                                    model, neighbours, config.k))
                 note(f"[{i}/{len(names)}] {name}: finished earlier, kept")
                 continue
             note(f"[{i}/{len(names)}] {name} …")
@@ -174,15 +182,20 @@ def _run_in(folder: OwnedFolder, config: RunConfig, ds: Dataset, data: EvalSplit
                 sub.unlink()
             sub.mkdir(exist_ok=True)
             tuning: dict[str, Any] | None = None
+            warm = get_method(name).warm_ranked
             try:
                 params = config.method_params(name)
-                if config.tuned:
+                if config.tuned and warm:  # the tuner's objective is the warm ranking
                     params, tuning = _tuned(name, params, config, ds, out, tune_split)
                 model = get_method(name)(**params)
                 info = fit_and_save(model, ds, data, sub, config.dataset, config.data_dir,
                                     config.columns, with_train=False)
-                report = score_run(sub, info, model, data, config.k, neighbours)
-                seeds = _other_seeds(name, params, report, config, ds, data)
+                if not warm:
+                    row = _cold_start_row(name, role, info.fit_seconds, model, neighbours,
+                                          config.k)
+                else:
+                    report = score_run(sub, info, model, data, config.k, neighbours)
+                    seeds = _other_seeds(name, params, report, config, ds, data)
             except Exception as exc:  # one method's failure must not stop the run
                 if world().size > 1:
                     # ...except under torchrun: the other ranks may be waiting for this one
@@ -197,13 +210,19 @@ def _run_in(folder: OwnedFolder, config: RunConfig, ds: Dataset, data: EvalSplit
                 continue
             result.models[name] = model
             config.params[name] = model.params  # resolved: the config file repeats the run
+            states[name] = "ok"
+            if not warm:
+                rows.append(row)
+                _write_manifest(out, config, "running", states)
+                note(f"[{i}/{len(names)}] {name}: fit {info.fit_seconds:.1f} s; judged on the "
+                     "cold-start board")
+                continue
             if tuning is not None:
                 write_json(sub / TUNING_FILE, tuning)
             if seeds is not None:
                 write_json(sub / SEEDS_FILE, seeds)
             ndcg = f"ndcg@{config.k}"
             rows.append(Row(name, role, "ok", report, tuning=tuning, seeds=seeds))
-            states[name] = "ok"
             _write_manifest(out, config, "running", states)
             note(f"[{i}/{len(names)}] {name}: fit {info.fit_seconds:.1f} s, "
                  f"{ndcg} {report.metrics[ndcg]:.4f} ± {report.ci95[ndcg]:.4f}")
@@ -288,6 +307,20 @@ def seed_summary(seeds: list[int], values: list[float], key: str) -> dict[str, A
             "mean": float(arr.mean()), "ci95": half}
 
 
+def _cold_start_row(name: str, role: str, fit_seconds: float | None, model: Model,
+                    neighbours: tuple[Any, Dataset] | None, k: int) -> Row:
+    """The leaderboard row of a method not ranked for warm users (``warm_ranked`` False):
+    its fit time and the judgement of its nearest movies (cheap: a sample of queries, so a
+    resumed run judges again rather than keep a file for it)."""
+    from embedlens.evaluation.similarity import evaluate_similarity
+
+    judged = None
+    if neighbours is not None and isinstance(model, ItemVectors):
+        split, ds = neighbours
+        judged = evaluate_similarity(model.item_vectors(), split, k, ds.items)
+    return Row(name, role, COLD_START, fit_seconds=fit_seconds, similarity=judged)
+
+
 def _neighbour_split(data: EvalSplit, ds: Dataset) -> tuple[Any, Dataset] | None:
     """The held-out companions every method's neighbours are judged against (None when the
     split has too few test users to say)."""
@@ -313,10 +346,10 @@ def _tuned(name: str, params: dict[str, Any], config: RunConfig, ds: Dataset, ou
 
 
 def _finished(out: Path, config: RunConfig
-              ) -> dict[str, tuple[EvalResult, dict[str, Any] | None]]:
+              ) -> dict[str, tuple[EvalResult | None, dict[str, Any] | None]]:
     """The methods a resumed run keeps: each with a complete run record and an evaluation on
-    this protocol, made with the parameters the config gives now (else the run would mix
-    two configs: refused)."""
+    this protocol (None for a method not ranked for warm users), made with the parameters
+    the config gives now (else the run would mix two configs: refused)."""
     manifest = out / MANIFEST
     if not manifest.is_file():
         raise DataError(f"{out} holds no embedlens run to resume ({MANIFEST} is missing); "
@@ -328,11 +361,12 @@ def _finished(out: Path, config: RunConfig
                 f"{out} was started with {key} = {before.get(key)!r}; resuming it with "
                 f"{getattr(config, key)!r} would mix two runs. Use the same config, or --force "
                 "to start over.")
-    kept: dict[str, tuple[EvalResult, dict[str, Any] | None]] = {}
+    kept: dict[str, tuple[EvalResult | None, dict[str, Any] | None]] = {}
     for name in config.all_methods:
         sub = out / name
         evaluation = sub / f"evaluation-{config.protocol}.json"
-        if not ((sub / RUN_FILE).is_file() and evaluation.is_file()):
+        warm = get_method(name).warm_ranked  # a cold-start-only method has no evaluation
+        if not ((sub / RUN_FILE).is_file() and (evaluation.is_file() or not warm)):
             continue
         info, _ = load_run(sub)
         wanted = get_method(name)(**config.method_params(name)).params
@@ -343,7 +377,7 @@ def _finished(out: Path, config: RunConfig
         tuning = (read_json_object(sub / TUNING_FILE, "tuning record")
                   if (sub / TUNING_FILE).is_file() else None)
         kept[name] = (EvalResult.from_dict(read_json_object(evaluation, "evaluation"),
-                                           str(evaluation)), tuning)
+                                           str(evaluation)) if warm else None, tuning)
         config.params[name] = info.params
     return kept
 

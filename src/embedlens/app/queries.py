@@ -78,7 +78,7 @@ def able_methods(run: Path, need: str) -> list[str]:
 def ranked_for(board: Leaderboard, need: str, coldstart: object = None) -> list[str]:
     """:func:`able_methods` from a leaderboard (and the cold-start record, for
     "coldstart") already read."""
-    order = board.ranked()
+    order = board.fitted()
     judged: list[str] = []
     if need == "similar":
         judged = [r.method for r in board.neighbours_ranked()]

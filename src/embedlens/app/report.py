@@ -106,6 +106,8 @@ def write_report(
         parts.append(f"<p>{_e(preset_note(preset))}</p>")
     for name, why in config.left_out.items():
         parts.append(f"<p>Left out of the default baselines: <b>{_e(name)}</b> ({_e(why)})</p>")
+    if board.cold_start_only:
+        parts.append(f"<p>{_e(board.cold_start_note())}</p>")
     if board.failed:
         parts.append("<p class=failed>Failed: " + "; ".join(
             f"<b>{_e(r.method)}</b>: {_e(r.error)}" for r in board.failed) + "</p>")
@@ -219,7 +221,7 @@ def explorer_data(embedded: dict[str, Embeddings], board: Leaderboard, data: Eva
                       "x": np.round(xy[rows[shown], 0], 4).tolist(),
                       "y": np.round(xy[rows[shown], 1], 4).tolist(),
                       "of": int((rows >= 0).sum())}
-    rows_by_name = {r.method: r for r in board.ranked()}
+    rows_by_name = {r.method: r for r in board.fitted()}
     methods = [{"method": name, "rank": rank, "items": True, "coldstart": False,
                 "leaderboard": rows_by_name[name].to_dict() if name in rows_by_name else None}
                for rank, name in enumerate(sorted(embedded, key=lambda m: (

@@ -137,7 +137,7 @@ class RunService:
             self.dirs = {info.method: self.run}
         else:
             self.board = read_leaderboard(self.run)  # one clear error if it is not a run
-            self.dirs = {row.method: self.run / row.method for row in self.board.ranked()}
+            self.dirs = {row.method: self.run / row.method for row in self.board.fitted()}
         # which methods answer which query, best first, decided once (no file is read per
         # request, and a request's method name is only ever looked up in these lists)
         self.able: dict[str, list[str]] = {}

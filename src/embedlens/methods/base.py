@@ -106,6 +106,10 @@ class Model(ABC):
     name: ClassVar[str] = "model"
     #: A run fits these methods before the others (see ``RunConfig.all_methods``).
     fit_early: ClassVar[bool] = False
+    #: Whether a run ranks the method for warm users on its leaderboard. False: a method
+    #: made to place movies nobody has rated (text), judged on the run's cold-start board
+    #: alone; the run still fits and saves it for queries and judges its nearest movies.
+    warm_ranked: ClassVar[bool] = True
     Params: ClassVar[type[ParamsBase]] = NoParams
 
     def __init__(self, params: ParamsBase | None = None, /, **values: Any) -> None:
