@@ -67,7 +67,8 @@ def main() -> None:
                 "--out", str(out), *[a for kv in params for a in ("--param", kv)]])
             info = json.loads((out / "run.json").read_text())
             fit = float(info["fit_seconds"])
-            base = base or fit
+            if ranks == 1:  # speed-up and efficiency only against one rank of this run
+                base = fit
             shares = ["-"]
             sent = "-"
             if info.get("distributed"):
@@ -84,8 +85,8 @@ def main() -> None:
             row = {
                 "method": method, "ranks": ranks, "threads/rank": threads,
                 "train wall s": round(wall, 1), "fit s": round(fit, 1),
-                "speed-up": round(base / fit, 2),
-                "efficiency": round(base / fit / ranks, 2),
+                "speed-up": round(base / fit, 2) if base else "-",
+                "efficiency": round(base / fit / ranks, 2) if base else "-",
                 "peak RSS GB per rank": " / ".join(f"{p:.2f}" for p in peaks),
                 "share per rank": "; ".join(shares),
                 "MB sent per rank": sent,
