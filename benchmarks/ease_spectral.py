@@ -35,7 +35,11 @@ from embedlens.evaluation.evaluate import evaluate_model
 from embedlens.evaluation.splits import EvalSplit
 from embedlens.kernels.metrics import ranking_report
 from embedlens.kernels.topk import dot_scorer, topk
-from embedlens.methods.ease_lowrank.model import ease_factors, exact_eigenpairs
+from embedlens.methods.ease_lowrank.model import (
+    ease_factors,
+    exact_eigenpairs,
+    scaled_diagonal,
+)
 from embedlens.methods.registry import get_method
 
 
@@ -67,10 +71,7 @@ def main() -> None:
                          "CI95": ease["ndcg@10_ci95"], "P_ii": ""})
             x = split.train.binary()
             (s, v), seconds = timed(lambda x=x: exact_eigenpairs(x))
-            # λ P_ii exactly: the same sum over every eigenpair with a positive eigenvalue
-            # (the others have w = 0)
-            exact_p = ease_factors(s, v, lam, s.size)[0]
-            exact_p = 1.0 - (exact_p.astype(np.float64) ** 2).sum(axis=1)
+            exact_p = scaled_diagonal(s, v, lam, s.size)  # every positive eigenpair: exact
             for d in (int(t) for t in args.dims.split(",")):
                 d = min(d, s.size)
                 for label, p in (("exact", exact_p), ("from the d kept", None)):

@@ -190,12 +190,16 @@ def _run_in(folder: OwnedFolder, config: RunConfig, ds: Dataset, data: EvalSplit
                 model = get_method(name)(**params)
                 info = fit_and_save(model, ds, data, sub, config.dataset, config.data_dir,
                                     config.columns, with_train=False)
+                ndcg = f"ndcg@{config.k}"
                 if not warm:
                     row = _cold_start_row(name, role, info.fit_seconds, model, neighbours,
                                           config.k)
+                    outcome = "judged on the cold-start board"
                 else:
                     report = score_run(sub, info, model, data, config.k, neighbours)
                     seeds = _other_seeds(name, params, report, config, ds, data)
+                    row = Row(name, role, "ok", report, tuning=tuning, seeds=seeds)
+                    outcome = f"{ndcg} {report.metrics[ndcg]:.4f} ± {report.ci95[ndcg]:.4f}"
             except Exception as exc:  # one method's failure must not stop the run
                 if world().size > 1:
                     # ...except under torchrun: the other ranks may be waiting for this one
@@ -210,22 +214,14 @@ def _run_in(folder: OwnedFolder, config: RunConfig, ds: Dataset, data: EvalSplit
                 continue
             result.models[name] = model
             config.params[name] = model.params  # resolved: the config file repeats the run
-            states[name] = "ok"
-            if not warm:
-                rows.append(row)
-                _write_manifest(out, config, "running", states)
-                note(f"[{i}/{len(names)}] {name}: fit {info.fit_seconds:.1f} s; judged on the "
-                     "cold-start board")
-                continue
             if tuning is not None:
                 write_json(sub / TUNING_FILE, tuning)
-            if seeds is not None:
-                write_json(sub / SEEDS_FILE, seeds)
-            ndcg = f"ndcg@{config.k}"
-            rows.append(Row(name, role, "ok", report, tuning=tuning, seeds=seeds))
+            if row.seeds is not None:
+                write_json(sub / SEEDS_FILE, row.seeds)
+            rows.append(row)
+            states[name] = "ok"
             _write_manifest(out, config, "running", states)
-            note(f"[{i}/{len(names)}] {name}: fit {info.fit_seconds:.1f} s, "
-                 f"{ndcg} {report.metrics[ndcg]:.4f} ± {report.ci95[ndcg]:.4f}")
+            note(f"[{i}/{len(names)}] {name}: fit {info.fit_seconds:.1f} s, {outcome}")
     except KeyboardInterrupt:
         done = sum(v == "ok" for v in states.values())
         if done == 0 and not resume:

@@ -98,19 +98,38 @@ def ease_factors(values: np.ndarray, vectors: np.ndarray, lam: float, dim: int,
     """From eigenpairs of ``XᵀX`` (largest first) and EASE's ``λ``: the user side
     ``V diag(√w)`` (a user's vector is ``x`` times it) and the item vectors
     ``V_i diag(√w) / (λ P_ii)``, both items x ``dim`` float32 (columns past the log's rank are
-    zero). ``scaled_p``: ``λ P_ii`` when known exactly; by default it is taken from the kept
-    components, ``1 - Σ_k V_ik² w_k``, floored at ``λ / (λ + s_1)``."""
-    top = float(values[0]) if values.size else 0.0
-    keep = min(dim, int((values > top * 1e-10).sum()))
+    zero). ``scaled_p``: ``λ P_ii`` when known exactly; by default :func:`scaled_diagonal`
+    of the kept components."""
+    keep = _kept(values, dim)
     kept = vectors[:, :keep] * np.sqrt(values[:keep] / (values[:keep] + lam))
     _fix_signs(kept)
     if scaled_p is None:
-        scaled_p = np.maximum(1.0 - (kept**2).sum(axis=1), lam / (lam + top))
+        scaled_p = scaled_diagonal(values, vectors, lam, dim)
     items = np.zeros((vectors.shape[0], dim), dtype=np.float32)
     items[:, :keep] = kept / scaled_p[:, None]
     root = np.zeros_like(items)
     root[:, :keep] = kept
     return root, items
+
+
+def scaled_diagonal(values: np.ndarray, vectors: np.ndarray, lam: float, dim: int
+                    ) -> np.ndarray:
+    """EASE's ``λ P_ii`` from the ``dim`` largest eigenpairs of ``XᵀX`` alone,
+    ``1 - Σ_k V_ik² w_k`` (float64), floored at ``λ / (λ + s_1)``, its least possible value.
+    Exact when every eigenpair with a positive eigenvalue is given (the others have
+    ``w = 0``)."""
+    keep = _kept(values, dim)
+    top = float(values[0]) if values.size else 0.0
+    # the same products as the kept item vectors', so the model's vectors do not move
+    kept = vectors[:, :keep] * np.sqrt(values[:keep] / (values[:keep] + lam))
+    return np.maximum(1.0 - (kept**2).sum(axis=1), lam / (lam + top))
+
+
+def _kept(values: np.ndarray, dim: int) -> int:
+    """How many of the eigenpairs (largest first) to keep: at most ``dim``, and only those
+    above the rounding noise of the largest."""
+    top = float(values[0]) if values.size else 0.0
+    return min(dim, int((values > top * 1e-10).sum()))
 
 
 def regularisation(x: sp.csr_matrix, reg: float) -> float:
