@@ -269,16 +269,22 @@ def test_train_and_evaluate_under_torchrun_write_one_run(ml_dir, tmp_path):
 
 @pytest.mark.slow
 def test_a_whole_run_under_torchrun_is_written_once(ml_dir, tmp_path):
-    """`embedlens run` on 2 ranks: rank 0 writes the run (its manifest names the world),
-    the other rank leaves nothing behind, and the leaderboard is one process's."""
+    """`embedlens run` on 2 ranks, of a log file each rank reads half of: rank 0 writes the
+    run (its manifest names the world), the other rank leaves nothing behind, and the
+    leaderboard is one process's."""
     import tempfile
+
+    from embedlens.data import load_movielens
 
     torchrun = Path(sys.executable).with_name("torchrun")
     embedlens = Path(sys.executable).with_name("embedlens")
     if not (torchrun.is_file() and embedlens.is_file()):
         pytest.skip("torchrun or the embedlens script is not installed beside this Python")
     before = set(Path(tempfile.gettempdir()).glob("embedlens-rank*"))
-    args = ["run", "--dataset", "ml-100k", "--data-dir", str(ml_dir), "--methods", "cleora",
+    log = load_movielens("ml-100k", data_dir=ml_dir).interactions.sample(
+        fraction=1.0, shuffle=True, seed=1)
+    log.write_parquet(tmp_path / "ml100k.parquet", row_group_size=10_000)
+    args = ["run", "--dataset", str(tmp_path / "ml100k.parquet"), "--methods", "cleora",
             "--baselines", "pop", "--no-preset"]
     two = tmp_path / "two"
     proc = subprocess.run(
@@ -291,7 +297,8 @@ def test_a_whole_run_under_torchrun_is_written_once(ml_dir, tmp_path):
     ranks = manifest["distributed"].pop("ranks")
     assert manifest["distributed"] == {"backend": "gloo", "world_size": 2}
     assert [sorted(r["work"]) for r in ranks] == [
-        ["bytes exchanged", "hyperedges", "steps", "test users"]] * 2
+        ["bytes exchanged", "hyperedges", "log rows read", "steps", "test users"]] * 2
+    assert [r["work"]["log rows read"] for r in ranks] == [50_000, 50_000]
     assert set(Path(tempfile.gettempdir()).glob("embedlens-rank*")) == before
     one = tmp_path / "one"
     cli(*args, "--out", str(one))
@@ -307,3 +314,127 @@ def test_a_whole_run_under_torchrun_is_written_once(ml_dir, tmp_path):
          "--out", str(two), "--resume"], capture_output=True, text=True,
         env={**os.environ, "EMBEDLENS_QUIET": "1"}, timeout=600)
     assert proc.returncode != 0 and "--resume is not supported under torchrun" in proc.stderr
+    proc = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc-per-node", "2", str(embedlens), *args,
+         "--out", str(tmp_path / "tuned"), "--tune", "2"], capture_output=True, text=True,
+        env={**os.environ, "EMBEDLENS_QUIET": "1"}, timeout=600)
+    assert proc.returncode != 0 and "--tune is not supported under torchrun" in proc.stderr
+    assert not (tmp_path / "tuned").exists()
+
+
+#: A log read in shares, split on two ranks, against one process: every protocol, with
+#: integer ids (Parquet) and text ids (CSV).
+SHARED_LOGS = {"log.parquet": ("global-time-0.2", "random-0.2", "user-time-0.2"),
+               "log.csv": ("random-0.2", "user-time-0.2")}
+
+
+class _MeanRating:
+    """A stand-in that predicts a rating from the movie id alone (for the RMSE's
+    put-together errors)."""
+
+    def predict_ratings(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return np.array([3.5 + 0.25 * (len(str(i)) % 2) for i in items])
+
+
+def _split_record(data) -> dict[str, np.ndarray]:
+    return {"user_ids": data.train.users.ids.astype(str),
+            "item_ids": data.train.items.ids.astype(str),
+            "indptr": data.train.ratings.indptr, "indices": data.train.ratings.indices,
+            "ratings": data.train.ratings.data, "times": data.train.timestamps.data,
+            "users": data.users, "truth_indptr": data.truth.indptr,
+            "truth_indices": data.truth.indices,
+            "excluded": np.array([data.excluded_relevant])}
+
+
+def _shares_worker(rank: int, size: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(size), EMBEDLENS_QUIET="1")
+    from embedlens.core.distributed import init_from_env, work_done
+    from embedlens.core.errors import DataError
+    from embedlens.data import load_dataset
+    from embedlens.evaluation.evaluate import rating_report
+    from embedlens.evaluation.splits import EvalSplit
+
+    init_from_env()
+    for log, protocols in SHARED_LOGS.items():
+        ds = load_dataset(str(Path(out) / log), shared=True)
+        assert ds.is_share
+        held = {"rows": ds.interactions.height, "n_interactions": ds.n_interactions,
+                "n_users": ds.n_users, "n_items": ds.n_items,
+                "users": ds.interactions["user_id"].unique().sort().to_list(),
+                "merged": ds.meta["duplicates_merged"]}
+        (Path(out) / f"{log}-rank{rank}.json").write_text(json.dumps(held))
+        for protocol in protocols:
+            data = EvalSplit.prepare(ds, protocol)
+            np.savez(Path(out) / f"{log}-{protocol}-rank{rank}.npz", **_split_record(data))
+            (Path(out) / f"{log}-{protocol}-rmse-rank{rank}.json").write_text(
+                json.dumps(rating_report(_MeanRating(), data)))
+    (Path(out) / f"read-rank{rank}.json").write_text(
+        json.dumps(work_done().get("log rows read")))
+    try:  # a bad value in one rank's share only: the same one line on both ranks
+        load_dataset(str(Path(out) / "bad.csv"), shared=True)
+        message = "no error"
+    except DataError as exc:
+        message = str(exc)
+    (Path(out) / f"bad-rank{rank}.txt").write_text(message)
+    import torch.distributed as dist
+
+    dist.destroy_process_group()
+
+
+def test_a_log_read_in_shares_splits_as_one_process(ml_dir, tmp_path):
+    """Two ranks each read half the rows of a log (shuffled, so every user's rows are spread
+    over both halves, with repeated pairs to merge); each ends with its own users' rows, and
+    the split put together (train matrix, test users, ground truth, RMSE) is one process's,
+    to the bit, for every protocol and for integer and text ids."""
+    import polars as pl
+    import torch.multiprocessing as mp
+
+    from embedlens.data import load_dataset, load_movielens
+    from embedlens.evaluation.evaluate import rating_report
+    from embedlens.evaluation.splits import EvalSplit
+
+    rows = load_movielens("ml-100k", data_dir=ml_dir).interactions
+    rows = rows.sample(fraction=1.0, shuffle=True, seed=3)
+    again = rows.head(300).with_columns(pl.col("timestamp") + 7, pl.col("rating") + 0.5)
+    ties = rows.slice(300, 200)  # the same time: the later row of the log wins
+    log = pl.concat([rows, again.head(150), ties, again.tail(150)])
+    log.write_parquet(tmp_path / "log.parquet", row_group_size=10_000)
+    log.with_columns(pl.format("u{}", "user_id").alias("user_id"),
+                     pl.format("m{}", "item_id").alias("item_id")).write_csv(tmp_path / "log.csv")
+    bad = log.head(2000).with_columns(pl.col("rating").cast(pl.Utf8))
+    bad[1990, "rating"] = "five"
+    bad.write_csv(tmp_path / "bad.csv")
+    mp.spawn(_shares_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+
+    for log_name, protocols in SHARED_LOGS.items():
+        whole = load_dataset(str(tmp_path / log_name))
+        held = [json.loads((tmp_path / f"{log_name}-rank{r}.json").read_text()) for r in (0, 1)]
+        # each rank holds its own users' rows, all of them, merged: together the whole log
+        assert held[0]["rows"] + held[1]["rows"] == whole.n_interactions == 100_000
+        assert not set(held[0]["users"]) & set(held[1]["users"])
+        assert len(held[0]["users"]) + len(held[1]["users"]) == whole.n_users
+        assert held[0]["users"][-1] < held[1]["users"][0]  # dealt out in sorted order
+        for h in held:
+            assert (h["n_interactions"], h["n_users"], h["n_items"], h["merged"]) == (
+                whole.n_interactions, whole.n_users, whole.n_items, 500)
+        for protocol in protocols:
+            data = EvalSplit.prepare(whole, protocol)
+            mine = _split_record(data)
+            for r in (0, 1):
+                theirs = np.load(tmp_path / f"{log_name}-{protocol}-rank{r}.npz")
+                for key, value in mine.items():
+                    np.testing.assert_array_equal(theirs[key], value,
+                                                  err_msg=f"{log_name} {protocol} {key}")
+                shared = json.loads(
+                    (tmp_path / f"{log_name}-{protocol}-rmse-rank{r}.json").read_text())
+                single = rating_report(_MeanRating(), data)
+                assert shared["n_ratings"] == single["n_ratings"]
+                assert shared["rmse"] == pytest.approx(single["rmse"], rel=1e-12)
+    # each rank read half the rows of each log
+    read = [json.loads((tmp_path / f"read-rank{r}.json").read_text()) for r in (0, 1)]
+    assert read == [log.height, log.height]
+    for r in (0, 1):
+        message = (tmp_path / f"bad-rank{r}.txt").read_text()
+        assert message == "Log bad.csv: column 'rating' has 1 value(s) that are not numbers " \
+            "(first: 'five').", message

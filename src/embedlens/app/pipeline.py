@@ -41,7 +41,7 @@ from embedlens.core.distributed import rank_report, work_done, world, world_reco
 from embedlens.core.errors import DataError, EmbedlensError
 from embedlens.core.files import read_json_object, write_json, write_text
 from embedlens.core.progress import note
-from embedlens.data import load_dataset
+from embedlens.data import is_log_path, load_dataset
 from embedlens.data.dataset import Dataset
 from embedlens.evaluation.evaluate import EvalResult
 from embedlens.evaluation.splits import EvalSplit
@@ -91,6 +91,11 @@ def run_all(config: RunConfig, out: str | Path, force: bool = False,
     if w.size > 1 and resume:  # every rank must run the same methods in the same order
         raise DataError("--resume is not supported under torchrun: start over with --force, "
                         "or finish the run in one process.")
+    if w.size > 1 and config.tuned and is_log_path(config.dataset):
+        # the validation split would be cut from train parts held in shares
+        raise DataError("--tune is not supported under torchrun for a log file (each rank "
+                        "holds only its share): tune in one process, then pass the tuned "
+                        "parameters with --config.")
     if not w.main:
         # the other ranks take part in every collective but keep what they write private,
         # in a folder of their own that is removed at the end: only rank 0 writes `out`
@@ -108,13 +113,14 @@ def _run_checked(config: RunConfig, out: Path, force: bool, resume: bool,
     config.data_dir = resolve_dir(config.data_dir)
     config.validate()
     preflight(out, force=force, resume=resume, occupied=_occupied)
+    work_before = work_done()  # the run's share of the work includes reading its rows
     ds = dataset if dataset is not None else load_dataset(
-        config.dataset, data_dir=config.data_dir, columns=config.columns)
+        config.dataset, data_dir=config.data_dir, columns=config.columns, shared=True)
     data = EvalSplit.prepare(ds, config.protocol)
     _leave_out_refusing_baselines(config, data)
     folder = claim(out, "run", force=force, resume=resume, occupied=_occupied)
     try:
-        return _run_in(folder, config, ds, data, resume, started)
+        return _run_in(folder, config, ds, data, resume, started, work_before)
     finally:
         folder.release()
 
@@ -136,9 +142,8 @@ def _leave_out_refusing_baselines(config: RunConfig, data: EvalSplit) -> None:
 
 
 def _run_in(folder: OwnedFolder, config: RunConfig, ds: Dataset, data: EvalSplit,
-            resume: bool, started: float) -> RunResult:
+            resume: bool, started: float, work_before: dict[str, int]) -> RunResult:
     out = folder.path
-    work_before = work_done()
     finished = _finished(out, config) if resume else {}
     result = RunResult(out, Leaderboard([]))
     rows = result.board.rows

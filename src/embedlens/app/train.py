@@ -159,7 +159,7 @@ def train_run(
     if main:
         preflight(out, force=force, occupied=occupied)
     data_dir = resolve_dir(data_dir)
-    ds = load_dataset(dataset, data_dir=data_dir, columns=columns)
+    ds = load_dataset(dataset, data_dir=data_dir, columns=columns, shared=True)
     data = EvalSplit.prepare(ds, protocol)
     if not main:
         return fit_and_save(model, ds, data, Path(out), dataset, data_dir, columns), model
@@ -232,7 +232,7 @@ def evaluate_run(
     check_same_protocol(info.protocol, protocol, f"{run_dir} ({info.method})",
                         f"Train it on {protocol} instead: embedlens train {info.method} "
                         f"--dataset {info.dataset} --protocol {protocol} --out DIR.")
-    ds = info.load_dataset(data_dir)
+    ds = info.load_dataset(data_dir, shared=True)
     return score_run(run_dir, info, model, EvalSplit.prepare(ds, protocol), k)
 
 
@@ -296,7 +296,7 @@ def evaluate_file(
     is_cleora = len(header) == 2 and header[1].isdigit() and len(first) == int(header[1]) + 2
     reader = from_cleora if is_cleora else from_word2vec
     items = reader(path, "item", strip_prefix)
-    ds = load_dataset(dataset, data_dir=resolve_dir(data_dir), columns=columns)
+    ds = load_dataset(dataset, data_dir=resolve_dir(data_dir), columns=columns, shared=True)
     if items.metadata is None and ds.items is not None:
         items.metadata = ds.items.select("item_id", "title", "genres")
     model = ImportedModel.from_embeddings(items, similarity=similarity)

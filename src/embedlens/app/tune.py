@@ -54,6 +54,9 @@ class TuneResult:
 def validation_split(ds: Dataset, protocol: str) -> tuple[Dataset, EvalSplit]:
     """The protocol's train part, split again by the protocol's own rule: (the train part as
     a dataset, its fit/validation split)."""
+    if ds.is_share:
+        raise DataError("A validation split is cut from the whole train part; under torchrun "
+                        "tune in one process.")
     split = get_protocol(protocol).split(ds.interactions, implicit=bool(ds.meta.get("implicit")))
     train_ds = ds.with_interactions(split.train)
     try:

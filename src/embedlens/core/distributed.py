@@ -11,6 +11,8 @@ one process and every helper is a no-op.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,6 +171,58 @@ def all_gather_rows(part: np.ndarray) -> np.ndarray:
     return np.asarray(gathered.cpu().numpy())
 
 
+def all_gather_values(values: np.ndarray) -> np.ndarray:
+    """Every rank's 1-D ``values`` (any length; numbers, or ids of any kind such as strings)
+    concatenated in rank order."""
+    w = world()
+    if w.size == 1:
+        return values
+    if values.dtype.kind in "biuf":
+        return all_gather_rows(values.reshape(-1, 1)).reshape(-1)
+    parts: list[Any] = [None] * w.size
+    _dist().all_gather_object(parts, values)
+    return np.concatenate(parts)
+
+
+def all_gather_csr_rows(local: Any) -> Any:
+    """The ``scipy.sparse`` CSR matrix whose rows each rank holds a contiguous block of, in
+    rank order (rank 0's rows first; every other row of ``local`` empty; one shape and
+    dtype on every rank): the same matrix on every rank."""
+    import scipy.sparse as sp
+
+    if world().size == 1:
+        return local
+    lengths = all_reduce_sum(np.diff(local.indptr).astype(np.int64))
+    indptr = np.zeros(lengths.size + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    indices = all_gather_values(local.indices.astype(
+        np.int32 if local.shape[1] < 2**31 else np.int64, copy=False))  # alike on every rank
+    data = all_gather_values(local.data)
+    if indptr.size and indptr[-1] < 2**31:
+        indptr = indptr.astype(np.int32)
+    return sp.csr_matrix((data, indices, indptr), shape=local.shape)
+
+
+@contextmanager
+def together() -> Iterator[None]:
+    """A step every rank must pass: a :class:`DataError` raised on any rank is raised on
+    every rank (the first failing rank's message), rather than leave the others waiting in
+    the next collective. One process: the error passes through unchanged."""
+    if world().size == 1:
+        yield
+        return
+    failure: str | None = None
+    try:
+        yield
+    except DataError as exc:
+        failure = str(exc)
+    said: list[Any] = [None] * world().size
+    _dist().all_gather_object(said, failure)
+    first = next((m for m in said if m is not None), None)
+    if first is not None:
+        raise DataError(first)
+
+
 def gather_tensor_rows(part: Any, sizes: list[int] | None = None) -> Any:
     """:func:`all_gather_rows` for a torch tensor (on the GPU under NCCL); ``sizes``: every
     rank's row count when already known (saves one exchange)."""
@@ -208,29 +262,35 @@ def exchange_rows(parts: list[np.ndarray]) -> np.ndarray:
         raise ValueError(f"exchange_rows needs one part per rank ({w.size}), got {len(parts)}")
     if w.size == 1:
         return parts[0]
+    return send_rows(np.concatenate(parts), [p.shape[0] for p in parts])
+
+
+def send_rows(rows: np.ndarray, counts: list[int] | np.ndarray) -> np.ndarray:
+    """All-to-all of rows already in rank order: the first ``counts[0]`` rows go to rank 0,
+    the next ``counts[1]`` to rank 1, ...; returns what every rank sent to this one,
+    stacked in rank order. Only the rows travel (no padding): one output buffer the size
+    of what arrives."""
+    w = world()
+    counts = [int(c) for c in counts]
+    if len(counts) != w.size or sum(counts) != rows.shape[0]:
+        raise ValueError(f"send_rows needs {w.size} counts summing to {rows.shape[0]}, got "
+                         f"{counts}")
+    if w.size == 1:
+        return rows
     import torch
     import torch.distributed as dist
 
     device = _collective_device(w)
-    sends = [torch.from_numpy(np.ascontiguousarray(p)).to(device) for p in parts]
-    sizes_out = [torch.tensor([p.shape[0]], dtype=torch.int64, device=device) for p in parts]
-    sizes_in = [torch.empty(1, dtype=torch.int64, device=device) for _ in range(w.size)]
-    dist.all_to_all(sizes_in, sizes_out)
-    # gloo's all-to-all moves parts of one size: pad every part to the largest anywhere
-    most = torch.tensor([max(p.shape[0] for p in parts)], dtype=torch.int64, device=device)
-    dist.all_reduce(most, op=dist.ReduceOp.MAX)
-    padded = []
-    for sent in sends:
-        part = torch.zeros((int(most), *sent.shape[1:]), dtype=sent.dtype, device=device)
-        part[: sent.shape[0]] = sent
-        padded.append(part)
-    received = [torch.empty_like(padded[0]) for _ in range(w.size)]
-    dist.all_to_all(received, padded)
-    for k, part in enumerate(padded):
-        if k != w.rank:
-            _count_sent(part)
-    return np.concatenate([r[: int(n)].cpu().numpy() for r, n in zip(received, sizes_in,
-                                                                      strict=True)])
+    sizes_out = torch.tensor(counts, dtype=torch.int64, device=device)
+    sizes_in = torch.empty_like(sizes_out)
+    dist.all_to_all_single(sizes_in, sizes_out)
+    arriving = [int(n) for n in sizes_in.cpu()]
+    send = torch.from_numpy(np.ascontiguousarray(rows)).to(device)
+    received = torch.empty((sum(arriving), *send.shape[1:]), dtype=send.dtype, device=device)
+    dist.all_to_all_single(received, send, arriving, counts)
+    row_bytes = send.element_size() * (int(np.prod(send.shape[1:])) if send.dim() > 1 else 1)
+    count_work(EXCHANGED, (sum(counts) - counts[w.rank]) * row_bytes)
+    return np.asarray(received.cpu().numpy())
 
 
 def broadcast_tensor(tensor: Any) -> Any:

@@ -25,12 +25,15 @@ def is_log_path(name: str) -> bool:
 
 
 def load_dataset(name: str, data_dir: str | None = None,
-                 columns: dict[str, str | None] | None = None) -> Dataset:
+                 columns: dict[str, str | None] | None = None,
+                 shared: bool = False) -> Dataset:
     """A MovieLens variant by name, or a local CSV/Parquet log by path; ``columns`` maps
     the log's column names (``{"user": "uid", "rating": None}``; see
-    :func:`~embedlens.data.local.parse_columns`)."""
+    :func:`~embedlens.data.local.parse_columns`). ``shared``: under torchrun, a log file
+    is read in shares, each rank keeping its users' rows (a MovieLens variant, 33.8M ratings
+    at most, is read whole by every rank)."""
     if is_log_path(name):
-        return load_log(name, **(columns or {}))  # type: ignore[arg-type]  # checked roles
+        return load_log(name, **(columns or {}), shared=shared)  # type: ignore[arg-type]
     if columns:
         from embedlens.core.errors import DataError
 

@@ -38,6 +38,10 @@ class Dataset:
     tags: pl.DataFrame | None = None
     users: pl.DataFrame | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: Under torchrun, when ``interactions`` is one rank's share of the log (its users' rows,
+    #: :mod:`embedlens.data.shares`): each row's number in the whole log; None for a whole
+    #: log. ``meta["share"]`` then holds the whole log's counts.
+    rows: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         require_columns(self.interactions, INTERACTION_COLUMNS, f"{self.name} interactions")
@@ -48,23 +52,33 @@ class Dataset:
             require_columns(self.tags, TAG_COLUMNS, f"{self.name} tags")
 
     @property
+    def is_share(self) -> bool:
+        """Whether ``interactions`` holds one rank's share of the log, not the whole log."""
+        return self.rows is not None
+
+    @property
     def n_interactions(self) -> int:
-        """Number of interaction rows."""
-        return self.interactions.height
+        """Number of interaction rows (of the whole log, also when this holds a share)."""
+        return int(self.meta["share"]["interactions"]) if self.is_share \
+            else self.interactions.height
 
     @property
     def n_users(self) -> int:
         """Number of distinct users with at least one interaction."""
-        return self.interactions[USER].n_unique()
+        return int(self.meta["share"]["users"]) if self.is_share \
+            else self.interactions[USER].n_unique()
 
     @property
     def n_items(self) -> int:
         """Number of distinct items with at least one interaction."""
-        return self.interactions[ITEM].n_unique()
+        return int(self.meta["share"]["items"]) if self.is_share \
+            else self.interactions[ITEM].n_unique()
 
     def with_interactions(self, interactions: pl.DataFrame) -> Dataset:
-        """A copy sharing the side tables, with new interactions (e.g. after filtering)."""
-        return replace(self, interactions=interactions)
+        """A copy sharing the side tables, with new interactions (e.g. after filtering);
+        never marked as a share of the log."""
+        meta = {k: v for k, v in self.meta.items() if k != "share"}
+        return replace(self, interactions=interactions, meta=meta, rows=None)
 
     def summary(self) -> dict[str, Any]:
         """Counts and ranges that describe the dataset (what ``datasets info`` prints)."""

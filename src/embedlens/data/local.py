@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
 
+from embedlens.core.distributed import share, together, world
 from embedlens.core.errors import DataError
 from embedlens.core.schema import ITEM, RATING, TIMESTAMP, USER, require_columns
 from embedlens.data.dataset import Dataset, check_ratings, merge_duplicates
@@ -53,6 +56,7 @@ def load_log(
     timestamp: str | None = TIMESTAMP,
     separator: str = ",",
     name: str | None = None,
+    shared: bool = False,
 ) -> Dataset:
     """Load an interaction log, mapping its column names onto the embedlens schema.
 
@@ -63,16 +67,56 @@ def load_log(
     rows keep the latest (:func:`~embedlens.data.dataset.merge_duplicates`); how many were
     merged is in ``meta["duplicates_merged"]``. Bad values (text in a number column, missing
     ids, non-finite ratings) raise one :class:`DataError` naming the file and column.
+
+    ``shared``: under torchrun, each rank reads only its share of the rows and ends with
+    its users' rows (:mod:`embedlens.data.shares`; ``Dataset.is_share``), a bad value
+    anywhere failing every rank; one process reads the whole log as usual.
     """
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"No such interaction log: {path}")
     suffix = path.suffix.lower()
-    df = _read(path, suffix, separator)
+    if shared and world().size > 1:
+        return _load_share(path, suffix, separator, (user, item, rating, timestamp), name)
+    out = _in_schema(_collected(_scan(path, suffix, separator), path), path, user, item,
+                     rating, timestamp)
+    if out.height == 0:
+        raise DataError(f"Log {path.name} has no rows.")
+    out, merged = merge_duplicates(out)
+    return Dataset(name or path.stem, out, meta=_meta(path, rating, timestamp, merged))
+
+
+def _load_share(path: Path, suffix: str, separator: str,
+                columns: tuple[str, str, str | None, str | None], name: str | None) -> Dataset:
+    """This rank's users' rows of the log, after each rank read its share of the rows."""
+    from embedlens.data.shares import own_users
+
+    user, item, rating, timestamp = columns
+    with together():  # a bad value in one rank's share stops every rank, with its message
+        lazy = _scan(path, suffix, separator)
+        n = int(_collected(lazy.select(pl.len()), path).item())
+        if n == 0:
+            raise DataError(f"Log {path.name} has no rows.")
+        lo, hi = share(n, kind="log rows read")
+        df = _in_schema(_collected(lazy.slice(lo, hi - lo), path), path, user, item,
+                        rating, timestamp)
+    out, rows, totals = own_users(df, lo)
+    meta = _meta(path, rating, timestamp, totals.pop("duplicates_merged"))
+    meta["share"] = totals
+    return Dataset(name or path.stem, out, meta=meta, rows=rows)
+
+
+def _meta(path: Path, rating: str | None, timestamp: str | None, merged: int
+          ) -> dict[str, object]:
+    return {"source": str(path), "has_time": bool(timestamp), "implicit": rating is None,
+            "duplicates_merged": merged}
+
+
+def _in_schema(df: pl.DataFrame, path: Path, user: str, item: str, rating: str | None,
+               timestamp: str | None) -> pl.DataFrame:
+    """The log's columns as the embedlens schema, every value checked."""
     wanted = [c for c in (user, item, rating, timestamp) if c is not None]
     require_columns(df, wanted, f"Log {path.name}")
-    if df.height == 0:
-        raise DataError(f"Log {path.name} has no rows.")
     for role, col in (("user", user), ("item", item)):
         nulls = df[col].null_count()
         if nulls:
@@ -88,19 +132,33 @@ def load_log(
     )
     if rating:
         check_ratings(out, f"Log {path.name}", rating)
-    out, merged = merge_duplicates(out)
-    meta = {"source": str(path), "has_time": bool(timestamp), "implicit": rating is None,
-            "duplicates_merged": merged}
-    return Dataset(name or path.stem, out, meta=meta)
+    return out
 
 
-def _read(path: Path, suffix: str, separator: str) -> pl.DataFrame:
-    try:
+def _scan(path: Path, suffix: str, separator: str) -> pl.LazyFrame:
+    """The log, lazily: a slice of it reads (Parquet: only the row groups it needs) and
+    parses only its rows; the CSV schema is inferred from the file's start, so every rank's
+    share has the same column types."""
+    with _read_errors(path):
         if suffix in (".parquet", ".pq"):
-            return pl.read_parquet(path)
+            return pl.scan_parquet(path)
         if suffix in (".csv", ".tsv", ".txt", ".dat"):
-            return pl.read_csv(path, separator="\t" if suffix == ".tsv" else separator,
+            return pl.scan_csv(path, separator="\t" if suffix == ".tsv" else separator,
                                infer_schema_length=10_000)
+    raise DataError(f"{path.name}: unsupported log format {suffix!r}; use CSV or Parquet.")
+
+
+def _collected(lazy: pl.LazyFrame, path: Path) -> pl.DataFrame:
+    with _read_errors(path):
+        return lazy.collect()
+    raise AssertionError("unreachable")  # for the type checker: the block returns or raises
+
+
+@contextmanager
+def _read_errors(path: Path) -> Iterator[None]:
+    """A failed read as one line naming the file (not UTF-8, not a table, unreadable)."""
+    try:
+        yield
     except pl.exceptions.PolarsError as exc:
         text = " ".join(str(exc).split())
         if "utf-8" in text.lower() or "utf8" in text.lower():
@@ -109,7 +167,6 @@ def _read(path: Path, suffix: str, separator: str) -> pl.DataFrame:
         raise DataError(f"Cannot read the log {path.name}: {text[:200]}") from None
     except OSError as exc:
         raise DataError(f"Cannot read the log {path}: {exc}") from None
-    raise DataError(f"{path.name}: unsupported log format {suffix!r}; use CSV or Parquet.")
 
 
 def _numbers(df: pl.DataFrame, column: str, dtype: type[pl.DataType], path: Path) -> pl.Series:

@@ -7,7 +7,9 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from embedlens.core.distributed import all_gather_rows, share
+import numpy as np
+
+from embedlens.core.distributed import all_gather_rows, all_gather_values, share
 from embedlens.core.errors import DataError
 from embedlens.core.schema import ITEM, RATING, USER
 from embedlens.evaluation.splits import EvalSplit
@@ -131,13 +133,17 @@ def evaluate_model(model: Model, data: EvalSplit, k: int = 10) -> EvalResult:
 
 def rating_report(model: Model, data: EvalSplit) -> dict[str, Any]:
     """RMSE and MAE of predicted ratings on every test row (not only the relevant ones)
-    whose user and item occur in train."""
+    whose user and item occur in train (a split held in shares: each rank predicts its
+    users' ratings, and the errors are put together)."""
     test = data.split.test_all
     known = data.train.users.contains(test[USER]) & data.train.items.contains(test[ITEM])
     users, items = test[USER].to_numpy()[known], test[ITEM].to_numpy()[known]
-    if users.size == 0:
+    actual = test[RATING].to_numpy()[known].astype(np.float64)
+    predicted = (model.predict_ratings(users, items)  # type: ignore[attr-defined]
+                 if users.size else np.zeros(0)).astype(np.float64)
+    if data.in_shares:
+        predicted, actual = all_gather_values(predicted), all_gather_values(actual)
+    if actual.size == 0:
         raise DataError("No test rating has both its user and item in train.")
-    actual = test[RATING].to_numpy()[known]
-    predicted = model.predict_ratings(users, items)  # type: ignore[attr-defined]
     return {"rmse": rmse(predicted, actual), "mae": mae(predicted, actual),
-            "n_ratings": int(users.size)}
+            "n_ratings": int(actual.size)}

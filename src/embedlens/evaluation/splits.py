@@ -7,12 +7,18 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 import scipy.sparse as sp
 
+from embedlens.core.distributed import all_gather_csr_rows, world
 from embedlens.core.errors import DataError, EmbedlensWarning
+from embedlens.core.ids import IdMap
 from embedlens.core.interactions import InteractionMatrix
+from embedlens.core.schema import ITEM, USER
 from embedlens.data.dataset import Dataset
 from embedlens.prep.protocols import Split, get_protocol
+from embedlens.prep.scope import ShareScope
+from embedlens.prep.splitters import WHOLE
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,10 @@ class EvalSplit:
     are excluded from ranking), so it is left out of ``truth`` rather than counted as a
     miss; ``excluded_relevant`` says how many were (0 for any log loaded by embedlens, which
     merges repeated pairs at load).
+
+    Under torchrun, from a log read in shares (``Dataset.is_share``), every rank holds the
+    same ``train``, ``users`` and ``truth`` as one process would, while ``split``'s frames
+    hold only the rank's own users' rows (``in_shares``).
     """
 
     protocol: str
@@ -32,21 +42,37 @@ class EvalSplit:
     users: np.ndarray
     truth: sp.csr_matrix
     excluded_relevant: int = 0
+    in_shares: bool = False
 
     @classmethod
     def prepare(cls, dataset: Dataset, protocol: str) -> EvalSplit:
-        """Split ``dataset`` by ``protocol`` and encode both sides on the train ids."""
+        """Split ``dataset`` by ``protocol`` and encode both sides on the train ids (a share
+        of the log: with the other ranks, see the class)."""
+        shared = dataset.is_share
+        scope = ShareScope(dataset.rows) if dataset.rows is not None else WHOLE
         split = get_protocol(protocol).split(dataset.interactions,
-                                             implicit=bool(dataset.meta.get("implicit")))
-        train = InteractionMatrix.from_frame(split.train)
-        test = InteractionMatrix.from_frame(split.test, users=train.users, items=train.items)
+                                             implicit=bool(dataset.meta.get("implicit")),
+                                             scope=scope)
+        if shared:  # the train ids of every share; then each rank's rows, put together
+            train = _encoded(split.train, IdMap.fit(scope.union(split.train[USER].unique())),
+                             IdMap.fit(scope.union(split.train[ITEM].unique())))
+        else:
+            train = InteractionMatrix.from_frame(split.train)
+        test = _encoded(split.test, train.users, train.items)
         truth = test.binary()
         seen = truth.multiply(train.binary()).tocsr()
+        n_seen = scope.total(seen.nnz)
         if seen.nnz:
             truth = (truth - seen).tocsr()
             truth.eliminate_zeros()
+        if shared:
+            train = InteractionMatrix(train.users, train.items,
+                                      all_gather_csr_rows(train.ratings),
+                                      all_gather_csr_rows(train.timestamps))
+            truth = all_gather_csr_rows(truth)
+        if n_seen and world().main:
             warnings.warn(
-                f"{dataset.name}, {protocol}: {seen.nnz:,} relevant test item(s) are also in "
+                f"{dataset.name}, {protocol}: {n_seen:,} relevant test item(s) are also in "
                 "their user's train rows (repeated user-item pairs); they cannot be ranked and "
                 "are left out of the ground truth.", EmbedlensWarning, stacklevel=2)
         users = np.flatnonzero(np.diff(truth.indptr) > 0)
@@ -54,8 +80,18 @@ class EvalSplit:
             raise DataError(f"Protocol {protocol}: no test user has a relevant item that can "
                             "be ranked (every one is unknown to train or already in the "
                             "user's train rows).")
-        return cls(protocol, split, train, users, truth[users], int(seen.nnz))
+        return cls(protocol, split, train, users, truth[users], n_seen, shared)
 
     def train_dataset(self, dataset: Dataset) -> Dataset:
         """``dataset`` restricted to the train interactions (what a model may learn from)."""
         return dataset.with_interactions(self.split.train)
+
+
+def _encoded(frame: pl.DataFrame, users: IdMap, items: IdMap) -> InteractionMatrix:
+    """``frame`` encoded on ``users`` x ``items``; a share may hold no such rows (its users
+    all on one side of a global cut): the empty matrix then."""
+    if frame.height:
+        return InteractionMatrix.from_frame(frame, users=users, items=items)
+    shape = (len(users), len(items))
+    return InteractionMatrix(users, items, sp.csr_matrix(shape, dtype=np.float32),
+                             sp.csr_matrix(shape, dtype=np.int64))

@@ -65,10 +65,12 @@ class RunInfo:
             raise DataError(f"{path}: fit_seconds must be a number.")
         return cls(**values)
 
-    def load_dataset(self, data_dir: str | Path | None = None) -> Dataset:
-        """The dataset the run was trained on (``data_dir`` overrides the recorded one)."""
+    def load_dataset(self, data_dir: str | Path | None = None, shared: bool = False
+                     ) -> Dataset:
+        """The dataset the run was trained on (``data_dir`` overrides the recorded one;
+        ``shared``: see :func:`~embedlens.data.load_dataset`)."""
         return load_dataset(self.dataset, data_dir=resolve_dir(data_dir) or self.data_dir,
-                            columns=self.columns)
+                            columns=self.columns, shared=shared)
 
 
 def versions() -> dict[str, str]:

@@ -19,7 +19,14 @@ import polars as pl
 
 from embedlens.core.errors import DataError, unknown_name
 from embedlens.core.schema import RATING
-from embedlens.prep.splitters import GlobalTimeSplitter, RandomSplitter, Splitter, UserTimeSplitter
+from embedlens.prep.scope import Scope
+from embedlens.prep.splitters import (
+    WHOLE,
+    GlobalTimeSplitter,
+    RandomSplitter,
+    Splitter,
+    UserTimeSplitter,
+)
 
 
 @dataclass(frozen=True)
@@ -41,14 +48,16 @@ class Protocol:
     splitter: Splitter
     min_test_rating: float | None = None
 
-    def split(self, interactions: pl.DataFrame, implicit: bool = False) -> Split:
+    def split(self, interactions: pl.DataFrame, implicit: bool = False,
+              scope: Scope = WHOLE) -> Split:
         """Split ``interactions`` and keep the relevant test rows. In an ``implicit`` log
-        (no ratings: every row is 1) every test row is relevant."""
-        train, test = self.splitter.split(interactions)
+        (no ratings: every row is 1) every test row is relevant. ``scope``: see
+        :mod:`embedlens.prep.scope` (the parts of a split of a log held in shares)."""
+        train, test = self.splitter.split(interactions, scope)
         test_all = test
         if self.min_test_rating is not None and not implicit:
             test = test.filter(pl.col(RATING) >= self.min_test_rating)
-        if test.height == 0:
+        if scope.total(test.height) == 0:
             raise DataError(
                 f"Protocol {self.name} left no relevant test interactions "
                 f"(rating >= {self.min_test_rating})."

@@ -1,7 +1,9 @@
 """Train/test splitters: one class per strategy, with RePlay's semantics.
 
 Each ``split(df)`` returns ``(train, test)`` and never drops a row silently except the cold
-rows it is configured to drop (test rows whose user or item never occurs in train).
+rows it is configured to drop (test rows whose user or item never occurs in train). Given a
+:class:`~embedlens.prep.scope.ShareScope`, ``df`` is one rank's users' rows under torchrun
+and the split is that rank's part of the whole log's split.
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ import polars as pl
 
 from embedlens.core.errors import DataError
 from embedlens.core.schema import ITEM, TIMESTAMP, USER, require_columns
+from embedlens.prep.scope import Scope
+
+#: The scope of a frame that is the whole log.
+WHOLE = Scope()
 
 
 @dataclass(frozen=True)
@@ -22,23 +28,27 @@ class Splitter:
     drop_cold_users: bool = False
     drop_cold_items: bool = False
 
-    def split(self, df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """Split ``df`` into ``(train, test)``."""
+    def split(self, df: pl.DataFrame, scope: Scope = WHOLE) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Split ``df`` into ``(train, test)``; ``scope`` answers for the whole log when
+        ``df`` is a share of it (all of each user's rows in one share)."""
         require_columns(df, [USER, ITEM, TIMESTAMP], "interactions")
-        if df.height < 2:
-            raise DataError(f"Cannot split {df.height} interaction(s).")
-        is_test = self._is_test(df)
+        n = scope.total(df.height)
+        if n < 2:
+            raise DataError(f"Cannot split {n} interaction(s).")
+        is_test = self._is_test(df, scope)
         train, test = df.filter(~is_test), df.filter(is_test)
         if self.drop_cold_items:
-            test = test.filter(pl.col(ITEM).is_in(train[ITEM].unique().implode()))
-        if self.drop_cold_users:
+            known = scope.union(train[ITEM].unique())
+            test = test.filter(pl.col(ITEM).is_in(known.implode()))
+        if self.drop_cold_users:  # a user's rows are all in this frame
             test = test.filter(pl.col(USER).is_in(train[USER].unique().implode()))
-        if train.height == 0 or test.height == 0:
-            part = "train" if train.height == 0 else "test"
+        n_train, n_test = scope.total(train.height), scope.total(test.height)
+        if n_train == 0 or n_test == 0:
+            part = "train" if n_train == 0 else "test"
             raise DataError(f"{type(self).__name__} produced an empty {part} set.")
         return train, test
 
-    def _is_test(self, df: pl.DataFrame) -> pl.Series:
+    def _is_test(self, df: pl.DataFrame, scope: Scope) -> pl.Series:
         raise NotImplementedError
 
 
@@ -57,12 +67,13 @@ class GlobalTimeSplitter(Splitter):
 
     test_fraction: float = 0.2
 
-    def _is_test(self, df: pl.DataFrame) -> pl.Series:
+    def _is_test(self, df: pl.DataFrame, scope: Scope) -> pl.Series:
         _check_fraction(self.test_fraction)
         ts = df[TIMESTAMP]
-        if ts.n_unique() == 1:
+        first, last = scope.bounds(ts)
+        if first == last:
             raise DataError("A time split needs timestamps; every row has the same time.")
-        cut = ts.sort()[int(df.height * (1 - self.test_fraction))]
+        cut = scope.kth(ts, int(scope.total(df.height) * (1 - self.test_fraction)))
         return ts >= cut
 
 
@@ -79,7 +90,8 @@ class UserTimeSplitter(Splitter):
     test_fraction: float | None = 0.2
     last_n: int | None = None
 
-    def _is_test(self, df: pl.DataFrame) -> pl.Series:
+    def _is_test(self, df: pl.DataFrame, scope: Scope) -> pl.Series:
+        # per user: a share holds all of each of its users' rows, so no scope is needed
         if (self.test_fraction is None) == (self.last_n is None):
             raise DataError("UserTimeSplitter needs exactly one of test_fraction and last_n.")
         order = df.with_row_index("_row").sort([USER, TIMESTAMP, ITEM])
@@ -105,10 +117,10 @@ class RandomSplitter(Splitter):
     test_fraction: float = 0.2
     seed: int = 42
 
-    def _is_test(self, df: pl.DataFrame) -> pl.Series:
+    def _is_test(self, df: pl.DataFrame, scope: Scope) -> pl.Series:
         _check_fraction(self.test_fraction)
-        n = df.height
+        n = scope.total(df.height)
         n_test = n - round(n * (1 - self.test_fraction))
         mask = np.zeros(n, dtype=bool)
         mask[np.random.default_rng(self.seed).permutation(n)[:n_test]] = True
-        return pl.Series(mask)
+        return pl.Series(mask[scope.row_numbers(df.height)])

@@ -1,0 +1,79 @@
+"""A log read in shares under torchrun: no rank ever holds the whole log.
+
+Each rank reads a contiguous share of the log's rows (:func:`~embedlens.core.distributed.
+share`; Parquet reads only the row groups it needs). The ranks then agree on the ids (an
+all-gather of each share's distinct users and items, so every rank encodes them alike) and
+every row moves to the rank that owns its user: users are dealt out in contiguous ranges of
+their sorted ids, so rank 0 holds the first users, rank 1 the next, and so on. With all of a
+user's rows on one rank, repeated (user, item) pairs merge there exactly as one process
+merges them (:func:`~embedlens.data.dataset.merge_duplicates`), and a per-user split needs
+no further exchange. Each row keeps its number in the whole merged log, which is what a
+random split draws from, so the ranks' splits put back together are one process's split.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from embedlens.core.distributed import (
+    World,
+    all_gather_values,
+    send_rows,
+    share,
+    world,
+)
+from embedlens.core.ids import IdMap
+from embedlens.core.schema import ITEM, RATING, TIMESTAMP, USER
+from embedlens.data.dataset import merge_duplicates
+
+#: The column that carries each row's number in the log through the exchange.
+_ROW = "_row"
+
+
+def own_users(frame: pl.DataFrame, first_row: int
+              ) -> tuple[pl.DataFrame, np.ndarray, dict[str, Any]]:
+    """This rank's users' rows, from every rank's share (``frame``: the rows numbered
+    ``first_row, first_row + 1, ...`` of the log, in the embedlens schema). Every rank must
+    call it.
+
+    Returns the rows (repeated pairs merged, in log order), each row's number in the whole
+    merged log, and the whole log's counts (``interactions``, ``users``, ``items``,
+    ``duplicates_merged``).
+    """
+    w = world()
+    schema, height = frame.schema, frame.height
+    users = IdMap.fit(all_gather_values(frame[USER].unique().to_numpy()))
+    items = IdMap.fit(all_gather_values(frame[ITEM].unique().to_numpy()))
+    u = users.index(frame[USER])
+    starts = np.array([share(len(users), World(r, w.size))[0] for r in range(w.size)])
+    owner = np.searchsorted(starts, u, side="right") - 1
+    order = np.argsort(owner, kind="stable")  # stable: each part stays in log order
+    counts = np.bincount(owner, minlength=w.size)
+    del owner
+
+    def sent(values: np.ndarray) -> np.ndarray:
+        # one column at a time, so that only one column is ever in flight; the parts arrive
+        # in rank order and the ranks read consecutive rows: in log order
+        return send_rows(values[order], counts)
+
+    got_rows = sent(first_row + np.arange(height, dtype=np.int64))
+    mine = pl.DataFrame([
+        pl.Series(USER, users.ids[sent(u)], dtype=schema[USER]),
+        pl.Series(ITEM, items.ids[sent(items.index(frame[ITEM]))], dtype=schema[ITEM]),
+        pl.Series(RATING, sent(frame[RATING].to_numpy()), dtype=pl.Float32),
+        pl.Series(TIMESTAMP, sent(frame[TIMESTAMP].to_numpy()), dtype=pl.Int64),
+        pl.Series(_ROW, got_rows, dtype=pl.Int64),
+    ])
+    del u
+    merged, _ = merge_duplicates(mine)
+    del mine
+    kept = merged[_ROW].to_numpy()
+    dropped = np.sort(all_gather_values(np.setdiff1d(got_rows, kept, assume_unique=True)))
+    rows = kept - np.searchsorted(dropped, kept)  # numbers in the merged log
+    n_read = int(all_gather_values(np.array([height], dtype=np.int64)).sum())
+    totals = {"interactions": n_read - int(dropped.size), "users": len(users),
+              "items": len(items), "duplicates_merged": int(dropped.size)}
+    return merged.drop(_ROW), rows, totals
