@@ -314,12 +314,24 @@ def test_a_whole_run_under_torchrun_is_written_once(ml_dir, tmp_path):
          "--out", str(two), "--resume"], capture_output=True, text=True,
         env={**os.environ, "EMBEDLENS_QUIET": "1"}, timeout=600)
     assert proc.returncode != 0 and "--resume is not supported under torchrun" in proc.stderr
+    # tuned: the validation split cut from the train part held in shares, one trial each
+    tuned = [*args, "--tune", "1"]
     proc = subprocess.run(
-        [str(torchrun), "--standalone", "--nproc-per-node", "2", str(embedlens), *args,
-         "--out", str(tmp_path / "tuned"), "--tune", "2"], capture_output=True, text=True,
+        [str(torchrun), "--standalone", "--nproc-per-node", "2", str(embedlens), *tuned,
+         "--out", str(tmp_path / "tuned2")], capture_output=True, text=True,
         env={**os.environ, "EMBEDLENS_QUIET": "1"}, timeout=600)
-    assert proc.returncode != 0 and "--tune is not supported under torchrun" in proc.stderr
-    assert not (tmp_path / "tuned").exists()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    cli(*tuned, "--out", str(tmp_path / "tuned1"))
+    two, one = ({r["method"]: r for r in json.loads((tmp_path / d / "leaderboard.json")
+                                                   .read_text())} for d in ("tuned2", "tuned1"))
+    assert two["cleora"]["tuning"]["params"] == one["cleora"]["tuning"]["params"]
+    assert two["cleora"]["ndcg@10"] == pytest.approx(one["cleora"]["ndcg@10"], abs=2e-3)
+    proc = subprocess.run(  # a tuning clock: each rank would stop after its own trials
+        [str(torchrun), "--standalone", "--nproc-per-node", "2", str(embedlens), *args,
+         "--tune-timeout", "5", "--out", str(tmp_path / "clock")], capture_output=True,
+        text=True, env={**os.environ, "EMBEDLENS_QUIET": "1"}, timeout=600)
+    assert proc.returncode != 0 and "--tune-timeout is not supported" in proc.stderr
+    assert not (tmp_path / "clock").exists()
 
 
 #: A log read in shares, split on two ranks, against one process: every protocol, with
@@ -349,6 +361,7 @@ def _split_record(data) -> dict[str, np.ndarray]:
 def _shares_worker(rank: int, size: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(size), EMBEDLENS_QUIET="1")
+    from embedlens.app.tune import validation_split
     from embedlens.core.distributed import init_from_env, work_done
     from embedlens.core.errors import DataError
     from embedlens.data import load_dataset
@@ -369,6 +382,9 @@ def _shares_worker(rank: int, size: int, port: int, out: str) -> None:
             np.savez(Path(out) / f"{log}-{protocol}-rank{rank}.npz", **_split_record(data))
             (Path(out) / f"{log}-{protocol}-rmse-rank{rank}.json").write_text(
                 json.dumps(rating_report(_MeanRating(), data)))
+            part, val = validation_split(ds, protocol)  # the tuner's split of the train part
+            np.savez(Path(out) / f"{log}-{protocol}-val-rank{rank}.npz", **_split_record(val),
+                     counts=np.array([part.n_interactions, part.n_users, part.n_items]))
     (Path(out) / f"read-rank{rank}.json").write_text(
         json.dumps(work_done().get("log rows read")))
     try:  # a bad value in one rank's share only: the same one line on both ranks
@@ -390,6 +406,7 @@ def test_a_log_read_in_shares_splits_as_one_process(ml_dir, tmp_path):
     import polars as pl
     import torch.multiprocessing as mp
 
+    from embedlens.app.tune import validation_split
     from embedlens.data import load_dataset, load_movielens
     from embedlens.evaluation.evaluate import rating_report
     from embedlens.evaluation.splits import EvalSplit
@@ -431,6 +448,15 @@ def test_a_log_read_in_shares_splits_as_one_process(ml_dir, tmp_path):
                 single = rating_report(_MeanRating(), data)
                 assert shared["n_ratings"] == single["n_ratings"]
                 assert shared["rmse"] == pytest.approx(single["rmse"], rel=1e-12)
+            # the tuner's validation split, cut from the train part held in shares
+            part, val = validation_split(whole, protocol)
+            mine = {**_split_record(val), "counts": np.array(
+                [part.n_interactions, part.n_users, part.n_items])}
+            for r in (0, 1):
+                theirs = np.load(tmp_path / f"{log_name}-{protocol}-val-rank{r}.npz")
+                for key, value in mine.items():
+                    np.testing.assert_array_equal(theirs[key], value,
+                                                  err_msg=f"{log_name} {protocol} val {key}")
     # each rank read half the rows of each log
     read = [json.loads((tmp_path / f"read-rank{r}.json").read_text()) for r in (0, 1)]
     assert read == [log.height, log.height]

@@ -41,7 +41,7 @@ from embedlens.core.distributed import rank_report, work_done, world, world_reco
 from embedlens.core.errors import DataError, EmbedlensError
 from embedlens.core.files import read_json_object, write_json, write_text
 from embedlens.core.progress import note
-from embedlens.data import is_log_path, load_dataset
+from embedlens.data import load_dataset
 from embedlens.data.dataset import Dataset
 from embedlens.evaluation.evaluate import EvalResult
 from embedlens.evaluation.splits import EvalSplit
@@ -91,11 +91,9 @@ def run_all(config: RunConfig, out: str | Path, force: bool = False,
     if w.size > 1 and resume:  # every rank must run the same methods in the same order
         raise DataError("--resume is not supported under torchrun: start over with --force, "
                         "or finish the run in one process.")
-    if w.size > 1 and config.tuned and is_log_path(config.dataset):
-        # the validation split would be cut from train parts held in shares
-        raise DataError("--tune is not supported under torchrun for a log file (each rank "
-                        "holds only its share): tune in one process, then pass the tuned "
-                        "parameters with --config.")
+    if w.size > 1 and config.tune_timeout is not None:  # each rank would stop on its own clock
+        raise DataError("--tune-timeout is not supported under torchrun: the ranks could stop "
+                        "after different trials. Give the budget as trials (--tune N).")
     if not w.main:
         # the other ranks take part in every collective but keep what they write private,
         # in a folder of their own that is removed at the end: only rank 0 writes `out`

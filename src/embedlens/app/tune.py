@@ -54,11 +54,17 @@ class TuneResult:
 def validation_split(ds: Dataset, protocol: str) -> tuple[Dataset, EvalSplit]:
     """The protocol's train part, split again by the protocol's own rule: (the train part as
     a dataset, its fit/validation split)."""
-    if ds.is_share:
-        raise DataError("A validation split is cut from the whole train part; under torchrun "
-                        "tune in one process.")
-    split = get_protocol(protocol).split(ds.interactions, implicit=bool(ds.meta.get("implicit")))
-    train_ds = ds.with_interactions(split.train)
+    implicit = bool(ds.meta.get("implicit"))
+    if ds.is_share:  # under torchrun, this rank's users: the train part numbered over all
+        from embedlens.data.shares import numbered, part_of
+        from embedlens.prep.scope import ShareScope
+
+        assert ds.rows is not None
+        split = get_protocol(protocol).split(numbered(ds), implicit, ShareScope(ds.rows))
+        train_ds = part_of(ds, split.train)
+    else:
+        split = get_protocol(protocol).split(ds.interactions, implicit=implicit)
+        train_ds = ds.with_interactions(split.train)
     try:
         return train_ds, EvalSplit.prepare(train_ds, protocol)
     except DataError as exc:

@@ -13,6 +13,7 @@ random split draws from, so the ranks' splits put back together are one process'
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -27,10 +28,10 @@ from embedlens.core.distributed import (
 )
 from embedlens.core.ids import IdMap
 from embedlens.core.schema import ITEM, RATING, TIMESTAMP, USER
-from embedlens.data.dataset import merge_duplicates
+from embedlens.data.dataset import Dataset, merge_duplicates
 
-#: The column that carries each row's number in the log through the exchange.
-_ROW = "_row"
+#: The column that carries each row's number in the log through the exchange or a split.
+ROW = "_log_row"
 
 
 def own_users(frame: pl.DataFrame, first_row: int
@@ -65,15 +66,39 @@ def own_users(frame: pl.DataFrame, first_row: int
         pl.Series(ITEM, items.ids[sent(items.index(frame[ITEM]))], dtype=schema[ITEM]),
         pl.Series(RATING, sent(frame[RATING].to_numpy()), dtype=pl.Float32),
         pl.Series(TIMESTAMP, sent(frame[TIMESTAMP].to_numpy()), dtype=pl.Int64),
-        pl.Series(_ROW, got_rows, dtype=pl.Int64),
+        pl.Series(ROW, got_rows, dtype=pl.Int64),
     ])
     del u
     merged, _ = merge_duplicates(mine)
     del mine
-    kept = merged[_ROW].to_numpy()
+    kept = merged[ROW].to_numpy()
     dropped = np.sort(all_gather_values(np.setdiff1d(got_rows, kept, assume_unique=True)))
     rows = kept - np.searchsorted(dropped, kept)  # numbers in the merged log
     n_read = int(all_gather_values(np.array([height], dtype=np.int64)).sum())
     totals = {"interactions": n_read - int(dropped.size), "users": len(users),
               "items": len(items), "duplicates_merged": int(dropped.size)}
-    return merged.drop(_ROW), rows, totals
+    return merged.drop(ROW), rows, totals
+
+
+def numbered(share_ds: Dataset) -> pl.DataFrame:
+    """A share's rows with their numbers in the log (column :data:`ROW`), to split."""
+    if share_ds.rows is None:
+        raise ValueError("numbered() needs a share of a log (Dataset.is_share)")
+    return share_ds.interactions.with_columns(pl.Series(ROW, share_ds.rows))
+
+
+def part_of(share_ds: Dataset, part: pl.DataFrame) -> Dataset:
+    """The share of a part of the log (some rows of :func:`numbered`, such as a split's train
+    rows), its rows numbered within the part over every rank, as one process numbers the
+    rows of that part. Every rank must call it."""
+    assert share_ds.rows is not None  # numbered() made ``part``
+    kept = part[ROW].to_numpy()
+    left = np.sort(all_gather_values(np.setdiff1d(share_ds.rows, kept, assume_unique=True)))
+    rows = kept - np.searchsorted(left, kept)
+    frame = part.drop(ROW)
+    counts = all_gather_values(np.array([frame.height, frame[USER].n_unique()], dtype=np.int64))
+    items = all_gather_values(frame[ITEM].unique().to_numpy())
+    totals = {"interactions": int(counts[0::2].sum()), "users": int(counts[1::2].sum()),
+              "items": int(pl.Series(items).n_unique())}  # users: each on one rank only
+    return replace(share_ds, interactions=frame, rows=rows,
+                   meta={**share_ds.meta, "share": totals})
