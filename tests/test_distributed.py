@@ -332,6 +332,13 @@ def test_a_whole_run_under_torchrun_is_written_once(ml_dir, tmp_path):
         text=True, env={**os.environ, "EMBEDLENS_QUIET": "1"}, timeout=600)
     assert proc.returncode != 0 and "--tune-timeout is not supported" in proc.stderr
     assert not (tmp_path / "clock").exists()
+    proc = subprocess.run(  # a one-process command: refused, before it writes anything
+        [str(torchrun), "--standalone", "--nproc-per-node", "2", str(embedlens), "tune",
+         "cleora", "--dataset", str(tmp_path / "ml100k.parquet"), "--trials", "1", "--out",
+         str(tmp_path / "tune")], capture_output=True, text=True,
+        env={**os.environ, "EMBEDLENS_QUIET": "1"}, timeout=600)
+    assert proc.returncode != 0 and "embedlens tune runs in one process" in proc.stderr
+    assert not (tmp_path / "tune").exists()
 
 
 #: A log read in shares, split on two ranks, against one process: every protocol, with
@@ -358,7 +365,15 @@ def _split_record(data) -> dict[str, np.ndarray]:
             "excluded": np.array([data.excluded_relevant])}
 
 
-def _shares_worker(rank: int, size: int, port: int, out: str) -> None:
+def _cold_record(split) -> dict[str, np.ndarray]:
+    test = split.test.sort("user_id", "item_id")
+    return {"cold": split.cold_items, "train_indptr": split.train.ratings.indptr,
+            "train_indices": split.train.ratings.indices,
+            "train_users": split.train.users.ids, "test_users": test["user_id"].to_numpy(),
+            "test_items": test["item_id"].to_numpy(), "test_ratings": test["rating"].to_numpy()}
+
+
+def _shares_worker(rank: int, size: int, port: int, out: str, ml_dir: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(size), EMBEDLENS_QUIET="1")
     from embedlens.app.tune import validation_split
@@ -387,6 +402,14 @@ def _shares_worker(rank: int, size: int, port: int, out: str) -> None:
                      counts=np.array([part.n_interactions, part.n_users, part.n_items]))
     (Path(out) / f"read-rank{rank}.json").write_text(
         json.dumps(work_done().get("log rows read")))
+    # a MovieLens variant with a ratings.csv: the same, and the cold-start split too
+    from embedlens.evaluation.coldstart import ColdSplit
+
+    ml = load_dataset("ml-latest-small", data_dir=ml_dir, shared=True)
+    assert ml.is_share and ml.items is not None
+    np.savez(Path(out) / f"ml-rank{rank}.npz",
+             **_split_record(EvalSplit.prepare(ml, "user-time-0.2")),
+             **_cold_record(ColdSplit.prepare(ml, 0.1, 7)))
     try:  # a bad value in one rank's share only: the same one line on both ranks
         load_dataset(str(Path(out) / "bad.csv"), shared=True)
         message = "no error"
@@ -402,7 +425,8 @@ def test_a_log_read_in_shares_splits_as_one_process(ml_dir, tmp_path):
     """Two ranks each read half the rows of a log (shuffled, so every user's rows are spread
     over both halves, with repeated pairs to merge); each ends with its own users' rows, and
     the split put together (train matrix, test users, ground truth, RMSE) is one process's,
-    to the bit, for every protocol and for integer and text ids."""
+    to the bit, for every protocol and for integer and text ids; and a MovieLens variant with
+    a ratings.csv (ml-latest-small), its cold-start split included."""
     import polars as pl
     import torch.multiprocessing as mp
 
@@ -422,7 +446,18 @@ def test_a_log_read_in_shares_splits_as_one_process(ml_dir, tmp_path):
     bad = log.head(2000).with_columns(pl.col("rating").cast(pl.Utf8))
     bad[1990, "rating"] = "five"
     bad.write_csv(tmp_path / "bad.csv")
-    mp.spawn(_shares_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_shares_worker, args=(2, _free_port(), str(tmp_path), str(ml_dir)), nprocs=2,
+             join=True)
+    from embedlens.evaluation.coldstart import ColdSplit
+
+    ml = load_dataset("ml-latest-small", data_dir=str(ml_dir))
+    mine = {**_split_record(EvalSplit.prepare(ml, "user-time-0.2")),
+            **_cold_record(ColdSplit.prepare(ml, 0.1, 7))}
+    for r in (0, 1):
+        theirs = np.load(tmp_path / f"ml-rank{r}.npz")
+        assert sorted(theirs.files) == sorted(mine)
+        for key, value in mine.items():
+            np.testing.assert_array_equal(theirs[key], value, err_msg=f"ml-latest-small {key}")
 
     for log_name, protocols in SHARED_LOGS.items():
         whole = load_dataset(str(tmp_path / log_name))

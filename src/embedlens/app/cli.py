@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from embedlens.core.distributed import launched
-from embedlens.core.errors import EmbedlensError
+from embedlens.core.errors import DataError, EmbedlensError
 from embedlens.core.progress import quiet_from_env, set_quiet
 from embedlens.core.threads import thread_budget
 
@@ -50,8 +50,14 @@ ColumnsOpt = Annotated[
 ]
 
 
+#: The commands that run on several ranks under torchrun (docs/distributed.md); the others
+#: would each write alone what one process writes, so torchrun refuses them.
+DISTRIBUTED_COMMANDS = ("train", "evaluate", "run")
+
+
 @app.callback()
 def _main(
+    ctx: typer.Context,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars "
                                         "(also EMBEDLENS_QUIET=1).")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an "
@@ -63,6 +69,10 @@ def _main(
     thread_budget()  # a bad EMBEDLENS_THREADS stops here, before any work
     if launched():  # started by torchrun: join the other ranks; only rank 0 speaks
         from embedlens.core.distributed import init_from_env
+
+        if ctx.invoked_subcommand not in DISTRIBUTED_COMMANDS:
+            raise DataError(f"embedlens {ctx.invoked_subcommand} runs in one process; under "
+                            f"torchrun run {', '.join(DISTRIBUTED_COMMANDS)}.")
 
         if not init_from_env().main:
             set_quiet(True)

@@ -30,12 +30,12 @@ def load_dataset(name: str, data_dir: str | None = None,
     """A MovieLens variant by name, or a local CSV/Parquet log by path; ``columns`` maps
     the log's column names (``{"user": "uid", "rating": None}``; see
     :func:`~embedlens.data.local.parse_columns`). ``shared``: under torchrun, a log file
-    is read in shares, each rank keeping its users' rows (a MovieLens variant, 33.8M ratings
-    at most, is read whole by every rank)."""
+    is read in shares, each rank keeping its users' rows, and so is a MovieLens variant
+    with a ``ratings.csv`` (ML-20M and later)."""
     if is_log_path(name):
         return load_log(name, **(columns or {}), shared=shared)  # type: ignore[arg-type]
     if columns:
         from embedlens.core.errors import DataError
 
         raise DataError(f"--columns applies to a log file, not the MovieLens variant {name}.")
-    return load_movielens(name, data_dir=data_dir)
+    return load_movielens(name, data_dir=data_dir, shared=shared)

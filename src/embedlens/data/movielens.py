@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
 
+from embedlens.core.distributed import share, together, world
 from embedlens.core.errors import DataError
 from embedlens.core.schema import ITEM, RATING, TIMESTAMP, USER
 from embedlens.data.dataset import Dataset, check_ratings, merge_duplicates
@@ -88,6 +90,15 @@ class _Source:
             return raw.decode("latin-1")
 
 
+    def count_rows(self, name: str) -> int:
+        """How many rows a CSV file holds (its header aside), counted without parsing it."""
+        try:
+            return int(pl.scan_csv(self.open(name)).select(pl.len()).collect().item())
+        except pl.exceptions.PolarsError as exc:
+            text = " ".join(str(exc).split())
+            raise DataError(f"{self.path}/{name} is malformed: {text[:200]}") from None
+
+
 def read_table(source: Path | io.BytesIO, label: str, **kwargs: object) -> pl.DataFrame:
     """``polars.read_csv`` whose errors (text in a number column, bad bytes) name the file."""
     try:
@@ -97,16 +108,22 @@ def read_table(source: Path | io.BytesIO, label: str, **kwargs: object) -> pl.Da
         raise DataError(f"{label} is malformed: {text[:200]}") from None
 
 
-def load_movielens(name: str, data_dir: str | Path | None = None, download: bool = True) -> Dataset:
+def load_movielens(name: str, data_dir: str | Path | None = None, download: bool = True,
+                   shared: bool = False) -> Dataset:
     """Load a MovieLens variant by name (``"ml-100k"``, ``"ml-25m"``, ``"latest-small"`` …).
 
     With ``data_dir`` the variant is read from ``<data_dir>/<variant>/`` or
     ``<data_dir>/<variant>.zip``; without it, from the cache, downloading it once if needed.
     Repeated (user, movie) ratings keep the latest (``meta["duplicates_merged"]`` counts
-    the others; the official releases have none).
+    the others; the official releases have none). ``shared``: under torchrun, each rank
+    parses only its share of ``ratings.csv`` and ends with its users' ratings
+    (:mod:`embedlens.data.shares`; the variants with that file: ML-20M and later, the
+    large ones), the movie and tag tables whole; the older variants are read whole.
     """
     variant = get_variant(name)
     source = _Source(locate(variant, data_dir, download=download))
+    if shared and variant.layout == "csv" and world().size > 1:
+        return _csv_share(source, variant)
     parse = {"100k": _parse_100k, "dat": _parse_dat, "csv": _parse_csv}[variant.layout]
     dataset = parse(source, variant)
     interactions, merged = merge_duplicates(dataset.interactions)
@@ -234,12 +251,34 @@ def _parse_dat(src: _Source, variant: Variant) -> Dataset:
                    tags=tags, users=users)
 
 
+_RENAME = {"userId": USER, "movieId": ITEM}
+_RATINGS = {"userId": pl.Int32, "movieId": pl.Int32, RATING: pl.Float32, TIMESTAMP: pl.Int64}
+
+
 def _parse_csv(src: _Source, variant: Variant) -> Dataset:
-    rename = {"userId": USER, "movieId": ITEM}
-    ratings = src.read_csv(
-        "ratings.csv",
-        schema={"userId": pl.Int32, "movieId": pl.Int32, RATING: pl.Float32, TIMESTAMP: pl.Int64},
-    ).rename(rename, strict=False)
+    ratings = src.read_csv("ratings.csv", schema=_RATINGS).rename(_RENAME, strict=False)
+    return _with_side_tables(src, variant, ratings)
+
+
+def _csv_share(src: _Source, variant: Variant) -> Dataset:
+    """This rank's users' ratings, after each rank parsed its share of ``ratings.csv``."""
+    from embedlens.data.shares import own_users
+
+    with together():  # a malformed share stops every rank, with its message
+        lo, hi = share(src.count_rows("ratings.csv"), kind="log rows read")
+        ratings = src.read_csv("ratings.csv", schema=_RATINGS, skip_rows_after_header=lo,
+                               n_rows=hi - lo).rename(_RENAME, strict=False)
+        dataset = _with_side_tables(src, variant, ratings)
+    interactions, rows, totals = own_users(dataset.interactions, lo)
+    merged = totals.pop("duplicates_merged")
+    dataset = replace(dataset, interactions=interactions, rows=rows)
+    dataset.meta.update(source=str(src.path), duplicates_merged=merged, share=totals)
+    return dataset
+
+
+def _with_side_tables(src: _Source, variant: Variant, ratings: pl.DataFrame) -> Dataset:
+    """The dataset of a CSV-layout variant: ``ratings`` with the movie and tag tables."""
+    rename = _RENAME
     movies = src.read_csv("movies.csv", schema_overrides={"title": pl.Utf8})
     movies = movies.rename(rename, strict=False)
     items = _items(movies, pl.col("genres").str.split("|"))

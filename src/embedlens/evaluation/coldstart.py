@@ -27,9 +27,11 @@ from embedlens.core.ids import IdMap
 from embedlens.core.interactions import InteractionMatrix
 from embedlens.core.schema import ITEM, USER
 from embedlens.data.dataset import Dataset
+from embedlens.evaluation.splits import encode_train
 from embedlens.kernels.metrics import ranking_report
 from embedlens.kernels.topk import FixedScorer, dot_scorer, topk
 from embedlens.methods.base import place_unseen
+from embedlens.prep.scope import scope_of
 
 
 @dataclass(frozen=True)
@@ -51,18 +53,21 @@ class ColdSplit:
     def prepare(cls, dataset: Dataset, fraction: float = 0.1, seed: int = 42) -> ColdSplit:
         if dataset.items is None:
             raise DataError("The cold-start protocol needs a movie table (side information).")
-        rated = np.unique(dataset.interactions[ITEM].to_numpy())
+        # under torchrun, from a share of the log (each rank its users' rows): the movies of
+        # every share, the train matrix put together, and every rank's test rows gathered
+        scope = scope_of(dataset)
+        rated = np.unique(scope.union(dataset.interactions[ITEM].unique()).to_numpy())
         rng = np.random.default_rng(seed)
         cold = np.sort(rng.choice(rated, size=max(1, round(fraction * rated.size)),
                                   replace=False))
         is_cold = pl.col(ITEM).is_in(pl.Series(cold).implode())
         train_df = dataset.interactions.filter(~is_cold)
         test = dataset.interactions.filter(is_cold)
-        test = test.filter(pl.col(USER).is_in(train_df[USER].unique().implode()))
+        test = scope.gather(test.filter(pl.col(USER).is_in(train_df[USER].unique().implode())))
         if test.height == 0:
             raise DataError("No held-out movie was rated by a user with train history.")
-        return cls(InteractionMatrix.from_frame(train_df), dataset.with_interactions(train_df),
-                   cold, test)
+        return cls(encode_train(train_df, scope), dataset.with_interactions(train_df), cold,
+                   test)
 
 
 def _report(scores_fn, users: np.ndarray, n_items: int, exclude, truth, k,

@@ -17,8 +17,7 @@ from embedlens.core.interactions import InteractionMatrix
 from embedlens.core.schema import ITEM, USER
 from embedlens.data.dataset import Dataset
 from embedlens.prep.protocols import Split, get_protocol
-from embedlens.prep.scope import ShareScope
-from embedlens.prep.splitters import WHOLE
+from embedlens.prep.scope import Scope, ShareScope, scope_of
 
 
 @dataclass(frozen=True)
@@ -49,15 +48,11 @@ class EvalSplit:
         """Split ``dataset`` by ``protocol`` and encode both sides on the train ids (a share
         of the log: with the other ranks, see the class)."""
         shared = dataset.is_share
-        scope = ShareScope(dataset.rows) if dataset.rows is not None else WHOLE
+        scope = scope_of(dataset)
         split = get_protocol(protocol).split(dataset.interactions,
                                              implicit=bool(dataset.meta.get("implicit")),
                                              scope=scope)
-        if shared:  # the train ids of every share; then each rank's rows, put together
-            train = _encoded(split.train, IdMap.fit(scope.union(split.train[USER].unique())),
-                             IdMap.fit(scope.union(split.train[ITEM].unique())))
-        else:
-            train = InteractionMatrix.from_frame(split.train)
+        train = encode_train(split.train, scope)
         test = _encoded(split.test, train.users, train.items)
         truth = test.binary()
         seen = truth.multiply(train.binary()).tocsr()
@@ -65,10 +60,7 @@ class EvalSplit:
         if seen.nnz:
             truth = (truth - seen).tocsr()
             truth.eliminate_zeros()
-        if shared:
-            train = InteractionMatrix(train.users, train.items,
-                                      all_gather_csr_rows(train.ratings),
-                                      all_gather_csr_rows(train.timestamps))
+        if shared:  # each rank holds its users' rows: put them together
             truth = all_gather_csr_rows(truth)
         if n_seen and world().main:
             warnings.warn(
@@ -85,6 +77,18 @@ class EvalSplit:
     def train_dataset(self, dataset: Dataset) -> Dataset:
         """``dataset`` restricted to the train interactions (what a model may learn from)."""
         return dataset.with_interactions(self.split.train)
+
+
+def encode_train(train: pl.DataFrame, scope: Scope) -> InteractionMatrix:
+    """The train rows encoded on their own ids. Under torchrun, from a share of the log
+    (:class:`~embedlens.prep.scope.ShareScope`): on the ids of every rank's train rows, and
+    every rank's rows put together, so that every rank holds one process's matrix."""
+    if not isinstance(scope, ShareScope):
+        return InteractionMatrix.from_frame(train)
+    mine = _encoded(train, IdMap.fit(scope.union(train[USER].unique())),
+                    IdMap.fit(scope.union(train[ITEM].unique())))
+    return InteractionMatrix(mine.users, mine.items, all_gather_csr_rows(mine.ratings),
+                             all_gather_csr_rows(mine.timestamps))
 
 
 def _encoded(frame: pl.DataFrame, users: IdMap, items: IdMap) -> InteractionMatrix:

@@ -19,9 +19,8 @@ import polars as pl
 
 from embedlens.core.errors import DataError, unknown_name
 from embedlens.core.schema import RATING
-from embedlens.prep.scope import Scope
+from embedlens.prep.scope import WHOLE, Scope
 from embedlens.prep.splitters import (
-    WHOLE,
     GlobalTimeSplitter,
     RandomSplitter,
     Splitter,

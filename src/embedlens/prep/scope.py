@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from embedlens.core.distributed import all_gather_values, all_reduce_sum
+from embedlens.data.dataset import Dataset
 
 
 class Scope:
@@ -42,6 +43,20 @@ class Scope:
     def union(self, values: pl.Series) -> pl.Series:
         """``values`` together with every other share's (duplicates possible)."""
         return values
+
+    def gather(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """``frame`` (a part of this frame's rows) with every other share's part after it,
+        in rank order: the same table on every rank."""
+        return frame
+
+
+#: The scope of a frame that is the whole log.
+WHOLE = Scope()
+
+
+def scope_of(dataset: Dataset) -> Scope:
+    """The scope of ``dataset.interactions``: the whole log, or one rank's share of it."""
+    return WHOLE if dataset.rows is None else ShareScope(dataset.rows)
 
 
 @dataclass(frozen=True)
@@ -80,3 +95,6 @@ class ShareScope(Scope):
 
     def union(self, values: pl.Series) -> pl.Series:
         return pl.Series(values.name, all_gather_values(values.to_numpy()), dtype=values.dtype)
+
+    def gather(self, frame: pl.DataFrame) -> pl.DataFrame:
+        return pl.DataFrame([self.union(frame[c]) for c in frame.columns])

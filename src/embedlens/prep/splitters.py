@@ -15,10 +15,7 @@ import polars as pl
 
 from embedlens.core.errors import DataError
 from embedlens.core.schema import ITEM, TIMESTAMP, USER, require_columns
-from embedlens.prep.scope import Scope
-
-#: The scope of a frame that is the whole log.
-WHOLE = Scope()
+from embedlens.prep.scope import WHOLE, Scope
 
 
 @dataclass(frozen=True)
