@@ -402,6 +402,13 @@ def _shares_worker(rank: int, size: int, port: int, out: str, ml_dir: str) -> No
                      counts=np.array([part.n_interactions, part.n_users, part.n_items]))
     (Path(out) / f"read-rank{rank}.json").write_text(
         json.dumps(work_done().get("log rows read")))
+    # rank 1's one user rated only after the global cut: on global-time it holds no train
+    # and no test row, yet takes part in every exchange and ends with the split
+    for protocol in ("user-time-0.2", "global-time-0.2"):
+        data = EvalSplit.prepare(load_dataset(str(Path(out) / "late.parquet"), shared=True),
+                                 protocol)
+        np.savez(Path(out) / f"late-{protocol}-rank{rank}.npz", **_split_record(data),
+                 rows=np.array([data.split.train.height, data.split.test.height]))
     # a MovieLens variant with a ratings.csv: the same, and the cold-start split too
     from embedlens.evaluation.coldstart import ColdSplit
 
@@ -446,8 +453,21 @@ def test_a_log_read_in_shares_splits_as_one_process(ml_dir, tmp_path):
     bad = log.head(2000).with_columns(pl.col("rating").cast(pl.Utf8))
     bad[1990, "rating"] = "five"
     bad.write_csv(tmp_path / "bad.csv")
+    pl.DataFrame({"user_id": [1] * 6 + [2] * 6 + [3] * 2,
+                  "item_id": [1, 2, 3, 4, 5, 6, 1, 2, 3, 6, 7, 8, 1, 2], "rating": [4.0] * 14,
+                  "timestamp": [1, 2, 3, 4, 5, 200, 6, 7, 8, 9, 10, 11, 300, 301]}
+                 ).write_parquet(tmp_path / "late.parquet")
     mp.spawn(_shares_worker, args=(2, _free_port(), str(tmp_path), str(ml_dir)), nprocs=2,
              join=True)
+    for protocol in ("user-time-0.2", "global-time-0.2"):
+        mine = _split_record(EvalSplit.prepare(load_dataset(str(tmp_path / "late.parquet")),
+                                               protocol))
+        for r in (0, 1):
+            theirs = np.load(tmp_path / f"late-{protocol}-rank{r}.npz")
+            for key, value in mine.items():
+                np.testing.assert_array_equal(theirs[key], value, err_msg=f"late {key}")
+    held = np.load(tmp_path / "late-global-time-0.2-rank1.npz")["rows"]
+    assert held.tolist() == [0, 0]  # the empty share: nothing in train or test
     from embedlens.evaluation.coldstart import ColdSplit
 
     ml = load_dataset("ml-latest-small", data_dir=str(ml_dir))
