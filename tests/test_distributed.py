@@ -417,6 +417,11 @@ def _shares_worker(rank: int, size: int, port: int, out: str, ml_dir: str) -> No
     np.savez(Path(out) / f"ml-rank{rank}.npz",
              **_split_record(EvalSplit.prepare(ml, "user-time-0.2")),
              **_cold_record(ColdSplit.prepare(ml, 0.1, 7)))
+    # an older format (ml-100k's u.data), parsed whole: each rank keeps its users' share
+    old = load_dataset("ml-100k", data_dir=ml_dir, shared=True)
+    assert old.is_share
+    np.savez(Path(out) / f"ml100k-rank{rank}.npz",
+             **_split_record(EvalSplit.prepare(old, "random-0.2")))
     try:  # a bad value in one rank's share only: the same one line on both ranks
         load_dataset(str(Path(out) / "bad.csv"), shared=True)
         message = "no error"
@@ -478,6 +483,12 @@ def test_a_log_read_in_shares_splits_as_one_process(ml_dir, tmp_path):
         assert sorted(theirs.files) == sorted(mine)
         for key, value in mine.items():
             np.testing.assert_array_equal(theirs[key], value, err_msg=f"ml-latest-small {key}")
+    mine = _split_record(EvalSplit.prepare(load_dataset("ml-100k", data_dir=str(ml_dir)),
+                                           "random-0.2"))
+    for r in (0, 1):
+        theirs = np.load(tmp_path / f"ml100k-rank{r}.npz")
+        for key, value in mine.items():
+            np.testing.assert_array_equal(theirs[key], value, err_msg=f"ml-100k {key}")
 
     for log_name, protocols in SHARED_LOGS.items():
         whole = load_dataset(str(tmp_path / log_name))

@@ -31,7 +31,7 @@ def load_dataset(name: str, data_dir: str | None = None,
     the log's column names (``{"user": "uid", "rating": None}``; see
     :func:`~embedlens.data.local.parse_columns`). ``shared``: under torchrun, a log file
     is read in shares, each rank keeping its users' rows, and so is a MovieLens variant
-    with a ``ratings.csv`` (ML-20M and later)."""
+    (the older formats parsed whole, then each rank keeps its share)."""
     if is_log_path(name):
         return load_log(name, **(columns or {}), shared=shared)  # type: ignore[arg-type]
     if columns:

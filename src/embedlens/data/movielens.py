@@ -116,9 +116,9 @@ def load_movielens(name: str, data_dir: str | Path | None = None, download: bool
     ``<data_dir>/<variant>.zip``; without it, from the cache, downloading it once if needed.
     Repeated (user, movie) ratings keep the latest (``meta["duplicates_merged"]`` counts
     the others; the official releases have none). ``shared``: under torchrun, each rank
-    parses only its share of ``ratings.csv`` and ends with its users' ratings
-    (:mod:`embedlens.data.shares`; the variants with that file: ML-20M and later, the
-    large ones), the movie and tag tables whole; the older variants are read whole.
+    ends with its users' ratings (:mod:`embedlens.data.shares`): it parses only its share
+    of ``ratings.csv`` (ML-20M and later, the large variants) or, in the older formats (10M
+    ratings at most), keeps its share of the parsed ratings; the movie and tag tables whole.
     """
     variant = get_variant(name)
     source = _Source(locate(variant, data_dir, download=download))
@@ -126,6 +126,9 @@ def load_movielens(name: str, data_dir: str | Path | None = None, download: bool
         return _csv_share(source, variant)
     parse = {"100k": _parse_100k, "dat": _parse_dat, "csv": _parse_csv}[variant.layout]
     dataset = parse(source, variant)
+    if shared and world().size > 1:  # an older format, parsed whole: keep this rank's share
+        lo, hi = share(dataset.n_interactions, kind="log rows read")
+        return _as_share(dataset, dataset.interactions.slice(lo, hi - lo), lo, source)
     interactions, merged = merge_duplicates(dataset.interactions)
     if merged:
         dataset = dataset.with_interactions(interactions)
@@ -262,14 +265,21 @@ def _parse_csv(src: _Source, variant: Variant) -> Dataset:
 
 def _csv_share(src: _Source, variant: Variant) -> Dataset:
     """This rank's users' ratings, after each rank parsed its share of ``ratings.csv``."""
-    from embedlens.data.shares import own_users
-
     with together():  # a malformed share stops every rank, with its message
         lo, hi = share(src.count_rows("ratings.csv"), kind="log rows read")
         ratings = src.read_csv("ratings.csv", schema=_RATINGS, skip_rows_after_header=lo,
                                n_rows=hi - lo).rename(_RENAME, strict=False)
         dataset = _with_side_tables(src, variant, ratings)
-    interactions, rows, totals = own_users(dataset.interactions, lo)
+    return _as_share(dataset, dataset.interactions, lo, src)
+
+
+def _as_share(dataset: Dataset, rows_read: pl.DataFrame, first_row: int, src: _Source
+              ) -> Dataset:
+    """``dataset`` holding this rank's users' ratings, from every rank's ``rows_read`` (the
+    ratings numbered from ``first_row``)."""
+    from embedlens.data.shares import own_users
+
+    interactions, rows, totals = own_users(rows_read, first_row)
     merged = totals.pop("duplicates_merged")
     dataset = replace(dataset, interactions=interactions, rows=rows)
     dataset.meta.update(source=str(src.path), duplicates_merged=merged, share=totals)
