@@ -57,10 +57,9 @@ def validation_split(ds: Dataset, protocol: str) -> tuple[Dataset, EvalSplit]:
     implicit = bool(ds.meta.get("implicit"))
     if ds.is_share:  # under torchrun, this rank's users: the train part numbered over all
         from embedlens.data.shares import numbered, part_of
-        from embedlens.prep.scope import ShareScope
+        from embedlens.prep.scope import scope_of
 
-        assert ds.rows is not None
-        split = get_protocol(protocol).split(numbered(ds), implicit, ShareScope(ds.rows))
+        split = get_protocol(protocol).split(numbered(ds), implicit, scope_of(ds))
         train_ds = part_of(ds, split.train)
     else:
         split = get_protocol(protocol).split(ds.interactions, implicit=implicit)

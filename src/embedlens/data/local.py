@@ -12,6 +12,7 @@ from embedlens.core.distributed import share, together, world
 from embedlens.core.errors import DataError
 from embedlens.core.schema import ITEM, RATING, TIMESTAMP, USER, require_columns
 from embedlens.data.dataset import Dataset, check_ratings, merge_duplicates
+from embedlens.data.shares import as_share
 
 #: The names ``--columns`` maps (``user=uid,item=sku,rating=,timestamp=ts``).
 COLUMN_ROLES = ("user", "item", "rating", "timestamp")
@@ -89,8 +90,6 @@ def load_log(
 def _load_share(path: Path, suffix: str, separator: str,
                 columns: tuple[str, str, str | None, str | None], name: str | None) -> Dataset:
     """This rank's users' rows of the log, after each rank read its share of the rows."""
-    from embedlens.data.shares import own_users
-
     user, item, rating, timestamp = columns
     with together():  # a bad value in one rank's share stops every rank, with its message
         lazy = _scan(path, suffix, separator)
@@ -100,10 +99,8 @@ def _load_share(path: Path, suffix: str, separator: str,
         lo, hi = share(n, kind="log rows read")
         df = _in_schema(_collected(lazy.slice(lo, hi - lo), path), path, user, item,
                         rating, timestamp)
-    out, rows, totals = own_users(df, lo)
-    meta = _meta(path, rating, timestamp, totals.pop("duplicates_merged"))
-    meta["share"] = totals
-    return Dataset(name or path.stem, out, meta=meta, rows=rows)
+    return as_share(Dataset(name or path.stem, df, meta=_meta(path, rating, timestamp, 0)),
+                    df, lo)
 
 
 def _meta(path: Path, rating: str | None, timestamp: str | None, merged: int

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import zipfile
-from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
@@ -15,6 +14,7 @@ from embedlens.core.schema import ITEM, RATING, TIMESTAMP, USER
 from embedlens.data.dataset import Dataset, check_ratings, merge_duplicates
 from embedlens.data.download import check_members, locate
 from embedlens.data.registry import Variant, get_variant
+from embedlens.data.shares import as_share
 
 # Column order of the 19 genre flags in ml-100k's u.item (from u.genre).
 GENRES_100K = (
@@ -128,7 +128,8 @@ def load_movielens(name: str, data_dir: str | Path | None = None, download: bool
     dataset = parse(source, variant)
     if shared and world().size > 1:  # an older format, parsed whole: keep this rank's share
         lo, hi = share(dataset.n_interactions, kind="log rows read")
-        return _as_share(dataset, dataset.interactions.slice(lo, hi - lo), lo, source)
+        dataset.meta["source"] = str(source.path)
+        return as_share(dataset, dataset.interactions.slice(lo, hi - lo), lo)
     interactions, merged = merge_duplicates(dataset.interactions)
     if merged:
         dataset = dataset.with_interactions(interactions)
@@ -270,20 +271,8 @@ def _csv_share(src: _Source, variant: Variant) -> Dataset:
         ratings = src.read_csv("ratings.csv", schema=_RATINGS, skip_rows_after_header=lo,
                                n_rows=hi - lo).rename(_RENAME, strict=False)
         dataset = _with_side_tables(src, variant, ratings)
-    return _as_share(dataset, dataset.interactions, lo, src)
-
-
-def _as_share(dataset: Dataset, rows_read: pl.DataFrame, first_row: int, src: _Source
-              ) -> Dataset:
-    """``dataset`` holding this rank's users' ratings, from every rank's ``rows_read`` (the
-    ratings numbered from ``first_row``)."""
-    from embedlens.data.shares import own_users
-
-    interactions, rows, totals = own_users(rows_read, first_row)
-    merged = totals.pop("duplicates_merged")
-    dataset = replace(dataset, interactions=interactions, rows=rows)
-    dataset.meta.update(source=str(src.path), duplicates_merged=merged, share=totals)
-    return dataset
+    dataset.meta["source"] = str(src.path)
+    return as_share(dataset, dataset.interactions, lo)
 
 
 def _with_side_tables(src: _Source, variant: Variant, ratings: pl.DataFrame) -> Dataset:

@@ -71,13 +71,30 @@ def own_users(frame: pl.DataFrame, first_row: int
     del u
     merged, _ = merge_duplicates(mine)
     del mine
-    kept = merged[ROW].to_numpy()
-    dropped = np.sort(all_gather_values(np.setdiff1d(got_rows, kept, assume_unique=True)))
-    rows = kept - np.searchsorted(dropped, kept)  # numbers in the merged log
+    rows, n_dropped = _renumbered(got_rows, merged[ROW].to_numpy())
     n_read = int(all_gather_values(np.array([height], dtype=np.int64)).sum())
-    totals = {"interactions": n_read - int(dropped.size), "users": len(users),
-              "items": len(items), "duplicates_merged": int(dropped.size)}
+    totals = {"interactions": n_read - n_dropped, "users": len(users),
+              "items": len(items), "duplicates_merged": n_dropped}
     return merged.drop(ROW), rows, totals
+
+
+def as_share(dataset: Dataset, rows_read: pl.DataFrame, first_row: int) -> Dataset:
+    """``dataset`` (its side tables and meta) holding this rank's users' rows, from every
+    rank's ``rows_read`` (the log's rows numbered from ``first_row``, in the embedlens
+    schema): :func:`own_users`, with the whole log's counts in ``meta["share"]`` and the
+    merged repeats in ``meta["duplicates_merged"]``. Every rank must call it."""
+    interactions, rows, totals = own_users(rows_read, first_row)
+    meta = {**dataset.meta, "duplicates_merged": totals.pop("duplicates_merged"),
+            "share": totals}
+    return replace(dataset, interactions=interactions, rows=rows, meta=meta)
+
+
+def _renumbered(numbers: np.ndarray, kept: np.ndarray) -> tuple[np.ndarray, int]:
+    """The ``kept`` of this rank's row ``numbers`` (both ascending), numbered again as if
+    the rows every rank left out were not there; and how many were left out over all ranks.
+    Every rank must call it."""
+    left = np.sort(all_gather_values(np.setdiff1d(numbers, kept, assume_unique=True)))
+    return kept - np.searchsorted(left, kept), int(left.size)
 
 
 def numbered(share_ds: Dataset) -> pl.DataFrame:
@@ -92,9 +109,7 @@ def part_of(share_ds: Dataset, part: pl.DataFrame) -> Dataset:
     rows), its rows numbered within the part over every rank, as one process numbers the
     rows of that part. Every rank must call it."""
     assert share_ds.rows is not None  # numbered() made ``part``
-    kept = part[ROW].to_numpy()
-    left = np.sort(all_gather_values(np.setdiff1d(share_ds.rows, kept, assume_unique=True)))
-    rows = kept - np.searchsorted(left, kept)
+    rows, _ = _renumbered(share_ds.rows, part[ROW].to_numpy())
     frame = part.drop(ROW)
     counts = all_gather_values(np.array([frame.height, frame[USER].n_unique()], dtype=np.int64))
     items = all_gather_values(frame[ITEM].unique().to_numpy())

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from embedlens.core.distributed import all_gather_csr_rows, world
+from embedlens.core.distributed import all_gather_csr_rows, all_gather_values, world
 from embedlens.core.errors import DataError, EmbedlensWarning
 from embedlens.core.ids import IdMap
 from embedlens.core.interactions import InteractionMatrix
@@ -87,8 +87,11 @@ def encode_train(train: pl.DataFrame, scope: Scope) -> InteractionMatrix:
         return InteractionMatrix.from_frame(train)
     mine = _encoded(train, IdMap.fit(scope.union(train[USER].unique())),
                     IdMap.fit(scope.union(train[ITEM].unique())))
-    return InteractionMatrix(mine.users, mine.items, all_gather_csr_rows(mine.ratings),
-                             all_gather_csr_rows(mine.timestamps))
+    ratings = all_gather_csr_rows(mine.ratings)
+    # the times share the ratings' rows and columns: only their values travel
+    times = sp.csr_matrix((all_gather_values(mine.timestamps.data), ratings.indices,
+                           ratings.indptr), shape=ratings.shape)
+    return InteractionMatrix(mine.users, mine.items, ratings, times)
 
 
 def _encoded(frame: pl.DataFrame, users: IdMap, items: IdMap) -> InteractionMatrix:
