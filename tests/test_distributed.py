@@ -422,6 +422,12 @@ def _shares_worker(rank: int, size: int, port: int, out: str, ml_dir: str) -> No
     assert old.is_share
     np.savez(Path(out) / f"ml100k-rank{rank}.npz",
              **_split_record(EvalSplit.prepare(old, "random-0.2")))
+    try:  # a log with no rows: one clear line on both ranks, not a hang
+        load_dataset(str(Path(out) / "empty.parquet"), shared=True)
+        message = "no error"
+    except DataError as exc:
+        message = str(exc)
+    (Path(out) / f"empty-rank{rank}.txt").write_text(message)
     try:  # a bad value in one rank's share only: the same one line on both ranks
         load_dataset(str(Path(out) / "bad.csv"), shared=True)
         message = "no error"
@@ -458,6 +464,7 @@ def test_a_log_read_in_shares_splits_as_one_process(ml_dir, tmp_path):
     bad = log.head(2000).with_columns(pl.col("rating").cast(pl.Utf8))
     bad[1990, "rating"] = "five"
     bad.write_csv(tmp_path / "bad.csv")
+    log.clear().write_parquet(tmp_path / "empty.parquet")
     pl.DataFrame({"user_id": [1] * 6 + [2] * 6 + [3] * 2,
                   "item_id": [1, 2, 3, 4, 5, 6, 1, 2, 3, 6, 7, 8, 1, 2], "rating": [4.0] * 14,
                   "timestamp": [1, 2, 3, 4, 5, 200, 6, 7, 8, 9, 10, 11, 300, 301]}
@@ -527,6 +534,8 @@ def test_a_log_read_in_shares_splits_as_one_process(ml_dir, tmp_path):
     read = [json.loads((tmp_path / f"read-rank{r}.json").read_text()) for r in (0, 1)]
     assert read == [log.height, log.height]
     for r in (0, 1):
+        assert (tmp_path / f"empty-rank{r}.txt").read_text() == \
+            "Log empty.parquet has no rows."
         message = (tmp_path / f"bad-rank{r}.txt").read_text()
         assert message == "Log bad.csv: column 'rating' has 1 value(s) that are not numbers " \
             "(first: 'five').", message
