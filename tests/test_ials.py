@@ -83,3 +83,27 @@ def test_a_seed_gives_the_same_vectors_in_every_process(tmp_path):
         subprocess.run([sys.executable, "-c", code, str(tmp_path / name)], check=True,
                        env={**os.environ, "EMBEDLENS_QUIET": "1"})
     np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+
+
+def test_the_loss_in_the_history_is_the_papers_loss_at_the_fitted_vectors():
+    """The loss comes out of the item solve's residuals, not a pass of its own: it must
+    still be the loss of the module docstring at the vectors the fit hands out."""
+    from embedlens.core.interactions import InteractionMatrix
+    from embedlens.data.synthetic import synthetic_movielens
+    from embedlens.methods.registry import get_method
+
+    train = InteractionMatrix.from_frame(synthetic_movielens("ml-1m", seed=1, scale=0.05)
+                                         .interactions)
+    alpha0, reg, nu = 0.2, 0.01, 1.0
+    model = get_method("ials")(dim=16, epochs=3, alpha0=alpha0, reg=reg, nu=nu).fit(train)
+    w = model.user_embeddings.aligned(train.users.ids)[0].astype(np.float64)
+    h = model.item_vectors().aligned(train.items.ids)[0].astype(np.float64)
+    x = train.binary().toarray()
+    scores = w @ h.T
+    reg_u = reg * (x.sum(axis=1) + alpha0 * x.shape[1]) ** nu
+    reg_i = reg * (x.sum(axis=0) + alpha0 * x.shape[0]) ** nu
+    loss = (((scores - 1) ** 2 * x).sum() + alpha0 * (scores**2).sum()
+            + reg_u @ (w**2).sum(axis=1) + reg_i @ (h**2).sum(axis=1)) / x.sum()
+    assert len(model.history["loss"]) == 3
+    assert model.history["loss"][0] > model.history["loss"][-1]
+    np.testing.assert_allclose(model.history["loss"][-1], loss, rtol=1e-4)

@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit, prange
 
-from embedlens.core.distributed import all_gather_rows, share
+from embedlens.core.distributed import all_gather_rows, all_reduce_sum, share
 from embedlens.core.embeddings import Embeddings
 from embedlens.core.interactions import InteractionMatrix
 from embedlens.core.params import param
@@ -76,9 +76,9 @@ class IALSModel(EmbeddingModel):
         with bar("ials", total=p.epochs, unit="epoch") as pb:
             for _ in range(p.epochs):
                 solve_side(by_user, users, items, p.alpha0, user_reg, p.cg_steps)
-                solve_side(by_item, items, users, p.alpha0, item_reg, p.cg_steps)
-                history["loss"].append(_loss(by_user, users, items, p.alpha0, user_reg,
-                                             item_reg))
+                # the item solve hands back every term but the users' regularisation
+                loss = solve_side(by_item, items, users, p.alpha0, item_reg, p.cg_steps)
+                history["loss"].append((loss + penalty(users, user_reg)) / max(1, x.nnz))
                 pb.update(1)
         self.history = history
         self.item_embeddings = Embeddings(train.items.ids, items, "item", item_metadata(dataset))
@@ -92,9 +92,15 @@ def _frequency_reg(x: sp.csr_matrix, alpha0: float, reg: float, nu: float) -> np
     return (reg * (counts + alpha0 * x.shape[1]) ** nu).astype(np.float32)
 
 
-#: Bytes of each thread's buffer for one row's column vectors (see :func:`_cg_rows`): half a
-#: 1 MiB L2 cache, so the buffer stays there while the row's steps read it.
-GATHER_BYTES = 256 * 1024
+#: Bytes of column vectors a row is solved from after copying them into its thread's own
+#: buffer (all threads together; each gets its part, at least 256 KiB). A row's ``cg_steps +
+#: 2`` passes then read one contiguous block (from the core's cache for most rows) instead of
+#: rows scattered over a table larger than the cache. At the ML-25M shape the item side's
+#: long rows (5,705 movies with over 512 users hold 69% of the ratings, up to 47,773 users:
+#: 24 MB of vectors) are what this buffer is sized for (``benchmarks/ials_vs_implicit.py``).
+GATHER_BYTES = 128 * 2**20
+#: The least buffer a thread gets, whatever the thread count: half a 1 MiB L2 cache.
+MIN_GATHER_BYTES = 256 * 1024
 
 
 #: numba compiles fastmath code differently when it compiles it fresh and when it reads it
@@ -108,20 +114,22 @@ _CACHE = False
 
 
 @njit(parallel=True, fastmath=True, cache=_CACHE)
-def _cg_rows(indptr, indices, rows, cols, gram, alpha0, reg, steps, work,
-             gathered):  # pragma: no cover - numba
+def _cg_rows(indptr, indices, rows, cols, gram, alpha0, reg, steps, work, gathered,
+             objective):  # pragma: no cover - numba
     """In place, for every row ``u``: ``steps`` conjugate-gradient steps on
     ``(sum_i c_i c_i^T + alpha0 G + reg_u I) x = sum_i c_i`` from ``x = rows[u]`` (``c_i``: the
-    row's columns' vectors). Each row is solved by one thread, so the result does not depend
+    row's columns' vectors); ``objective[u]`` gets the row's part of the loss at the new
+    ``x`` (:func:`_cg_row`). Each row is solved by one thread, so the result does not depend
     on the number of threads.
 
-    ``work`` (threads x 3 x dim) and ``gathered`` (threads x cap x dim) are each pool
+    ``work`` (threads x 4 x dim) and ``gathered`` (threads x cap x dim) are each pool
     thread's own buffers, allocated by the caller. A row with at most ``cap`` columns first
     copies its columns' vectors into ``gathered``: the ``steps + 2`` passes over them then
-    read a buffer that stays in the core's cache, instead of rows scattered over a table
-    larger than the cache (at the ML-25M shape, 59k x 128 floats), which is what made the
-    solve slow down faster than the log grew. The same arithmetic runs on the same values in
-    the same order either way, so the vectors are identical to the bit."""
+    read one contiguous block, most often from the core's cache, instead of rows scattered
+    over a table larger than the cache (at the ML-25M shape, 59k x 128 floats one way and
+    162k x 128 the other), which is what made the solve slow down faster than the log grew.
+    The same arithmetic runs on the same values in the same order either way, so the vectors
+    are identical to the bit."""
     n, dim = rows.shape
     cap = gathered.shape[1]
     own = np.arange(max(cap, 1))
@@ -131,6 +139,7 @@ def _cg_rows(indptr, indices, rows, cols, gram, alpha0, reg, steps, work,
         resid = work[thread, 0]
         direction = work[thread, 1]
         applied = work[thread, 2]
+        target = work[thread, 3]
         local = gathered[thread]
         for u in range(chunk * n // n_chunks, (chunk + 1) * n // n_chunks):
             lo, hi = indptr[u], indptr[u + 1]
@@ -142,23 +151,29 @@ def _cg_rows(indptr, indices, rows, cols, gram, alpha0, reg, steps, work,
                 vectors, index, first, last = local, own, 0, hi - lo
             else:
                 vectors, index, first, last = cols, indices, lo, hi
-            _cg_row(rows[u], vectors, index, first, last, gram, alpha0, reg[u], steps,
-                    resid, direction, applied)
+            objective[u] = _cg_row(rows[u], vectors, index, first, last, gram, alpha0, reg[u],
+                                   steps, resid, direction, applied, target)
 
 
 @njit(inline="always", fastmath=True, cache=_CACHE)
-def _cg_row(x, cols, indices, lo, hi, gram, alpha0, reg, steps, resid, direction,
-            applied):  # pragma: no cover - numba
+def _cg_row(x, cols, indices, lo, hi, gram, alpha0, reg, steps, resid, direction, applied,
+            target):  # pragma: no cover - numba
     """``steps`` conjugate-gradient steps for one row, in place on ``x``; its columns'
-    vectors are ``cols[indices[lo:hi]]``."""
+    vectors are ``cols[indices[lo:hi]]``. Returns the row's part of the loss at the new
+    ``x``, ``sum_i (c_i . x - 1)^2 + alpha0 x^T G x + reg |x|^2``, which is
+    ``x^T A x - 2 b^T x + n`` for the row's system ``A x = b`` over ``n`` columns, and so
+    ``n - b . x - r . x`` with the residual ``r = b - A x`` the steps keep: the loss costs no
+    pass over the columns."""
     dim = x.size
     _apply(x, cols, indices, lo, hi, gram, alpha0, reg, applied)
     for j in range(dim):  # resid = b - A x, with b = sum_i c_i
         resid[j] = -applied[j]
+        target[j] = 0.0
     for p in range(lo, hi):
         c = cols[indices[p]]
         for j in range(dim):
             resid[j] += c[j]
+            target[j] += c[j]
     rs = np.float32(0.0)
     for j in range(dim):
         direction[j] = resid[j]
@@ -182,6 +197,10 @@ def _cg_row(x, cols, indices, lo, hi, gram, alpha0, reg, steps, resid, direction
         for j in range(dim):
             direction[j] = resid[j] + ratio * direction[j]
         rs = rs_new
+    fitted = 0.0  # float64: n can be tens of thousands, the loss a fraction of it
+    for j in range(dim):
+        fitted += np.float64(x[j]) * (np.float64(target[j]) + np.float64(resid[j]))
+    return np.float64(hi - lo) - fitted
 
 
 @njit(inline="always", fastmath=True, cache=_CACHE)
@@ -205,49 +224,37 @@ def _apply(v, cols, indices, lo, hi, gram, alpha0, reg, out):  # pragma: no cove
 
 def solve_side(pattern: tuple[np.ndarray, np.ndarray], rows: np.ndarray, cols: np.ndarray,
                alpha0: float, reg: np.ndarray, steps: int,
-               gather_bytes: int = GATHER_BYTES) -> None:
+               gather_bytes: int | None = None) -> float:
     """``steps`` conjugate-gradient steps, in place on ``rows`` (float32, C order), on every
     row's normal equations with the other side ``cols`` fixed (see the module docstring).
-    ``pattern`` is the rows' (indptr, indices) over the columns of ``cols``; rows with at
-    most ``gather_bytes`` of column vectors are solved from a per-thread copy of them (0:
-    never; the result is the same)."""
+    ``pattern`` is the rows' (indptr, indices) over the columns of ``cols``; rows whose
+    column vectors fit in ``gather_bytes`` (a thread's buffer; by default its part of
+    ``GATHER_BYTES``, at least ``MIN_GATHER_BYTES``; 0: never) are solved from a copy of
+    them (the result is the same).
+
+    Returns the loss's terms that involve ``rows`` (observed errors, the unobserved weight
+    and ``rows``' regularisation) at the new ``rows``: the loss is that plus the other side's
+    regularisation."""
     dim = rows.shape[1]
     gram = (cols.T.astype(np.float64) @ cols.astype(np.float64)).astype(np.float32)
     threads = numba.get_num_threads()  # the ids numba.get_thread_id() returns in this call
-    work = np.zeros((threads, 3, dim), np.float32)
-    gathered = np.zeros((threads, gather_bytes // (4 * dim), dim), np.float32)
+    work = np.zeros((threads, 4, dim), np.float32)
+    longest = int(np.diff(pattern[0]).max(initial=0))
+    per_thread = max(MIN_GATHER_BYTES, GATHER_BYTES // threads) if gather_bytes is None \
+        else gather_bytes
+    gathered = np.zeros((threads, min(longest, per_thread // (4 * dim)), dim), np.float32)
     # under torchrun each rank solves its share of the rows (a row's solve reads only the
     # fixed side, so it is the same wherever it runs) and the shares are gathered back
     lo, hi = share(rows.shape[0], kind="rows solved")
     mine = rows[lo:hi]  # a view: solved in place
+    objective = np.zeros(hi - lo, np.float64)
     _cg_rows(pattern[0][lo:hi + 1], pattern[1], mine, cols, gram, np.float32(alpha0),
-             reg[lo:hi].astype(np.float32), steps, work, gathered)
+             reg[lo:hi].astype(np.float32), steps, work, gathered, objective)
     if hi - lo != rows.shape[0]:
         rows[:] = all_gather_rows(mine)
+    return float(all_reduce_sum(np.array([objective.sum()]))[0])
 
 
-@njit(parallel=True, fastmath=True, cache=_CACHE)
-def _observed_error(indptr, indices, rows, cols):  # pragma: no cover - numba
-    """``sum over observed (u, i) of (rows[u] . cols[i] - 1)^2`` in float64."""
-    total = 0.0
-    for u in prange(rows.shape[0]):
-        w = rows[u]
-        for p in range(indptr[u], indptr[u + 1]):
-            h = cols[indices[p]]
-            s = np.float32(0.0)
-            for j in range(w.size):
-                s += w[j] * h[j]
-            total += (s - 1.0) ** 2
-    return total
-
-
-def _loss(pattern: tuple[np.ndarray, np.ndarray], users: np.ndarray, items: np.ndarray,
-          alpha0: float, user_reg: np.ndarray, item_reg: np.ndarray) -> float:
-    """The training loss (module docstring) per observed pair, for the history curve."""
-    observed = _observed_error(pattern[0], pattern[1], users, items)
-    gram_u = users.T.astype(np.float64) @ users
-    gram_i = items.T.astype(np.float64) @ items
-    unobserved = alpha0 * float((gram_u * gram_i).sum())
-    penalty = float(user_reg @ np.einsum("ij,ij->i", users, users)
-                    + item_reg @ np.einsum("ij,ij->i", items, items))
-    return (observed + unobserved + penalty) / max(1, pattern[1].size)
+def penalty(rows: np.ndarray, reg: np.ndarray) -> float:
+    """The regularisation of one side, ``sum_u reg_u |rows_u|^2``."""
+    return float(reg.astype(np.float64) @ np.einsum("ij,ij->i", rows, rows, dtype=np.float64))
