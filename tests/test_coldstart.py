@@ -57,6 +57,63 @@ def test_the_cold_start_board_switches_side_information_on(ml_dir, tmp_path):
     assert rows["eges"] > rows["no side information (random order)"] > 0
 
 
+def test_the_cold_start_refit_beside_the_warm_one_gives_the_same_board(ml_dir, tmp_path,
+                                                                        monkeypatch, capsys):
+    """EGES's cold-start refit runs in a background thread beside its warm fit (one core
+    each), silently: the board is the one the run made when it refitted at the end."""
+    import json
+
+    import embedlens.app.pipeline as pipeline
+    from embedlens.app.config import RunConfig
+    from embedlens.core.progress import set_quiet
+
+    def board(out, beside: bool):
+        monkeypatch.setattr(pipeline, "_kernels_launch_from_two_threads", lambda: beside)
+        config = RunConfig(dataset="ml-100k", data_dir=str(ml_dir), protocol="user-time-0.2",
+                           methods=["eges"], baselines=["pop"], preset=False,
+                           params={"eges": {"epochs": 2}})
+        pipeline.run_all(config, out)
+        return json.loads((out / "coldstart.json").read_text())
+
+    set_quiet(False)
+    try:
+        capsys.readouterr()
+        together = board(tmp_path / "beside", True)
+        err = capsys.readouterr().err
+    finally:
+        set_quiet(True)
+    after = board(tmp_path / "after", False)
+    assert together.pop("fitted_beside") == "eges" and "fitted_beside" not in after
+    assert together == after and "error" not in after
+    assert "eges refitted in the background, beside eges" in err
+
+
+def test_a_thread_can_be_silenced_alone():
+    """``quiet_here`` silences the bars and notes of the thread that asks, not the run's."""
+    import threading
+
+    from embedlens.core.progress import bar, is_quiet, quiet_here, set_quiet
+
+    seen = {}
+
+    def background():
+        with quiet_here():
+            seen["quiet"], seen["bar_off"] = is_quiet(), bar("x", total=1).disable
+        seen["after"] = is_quiet()
+
+    set_quiet(False)
+    try:
+        t = threading.Thread(target=background)
+        t.start()
+        t.join()
+        mine = bar("y", total=1)
+        assert not is_quiet() and not mine.disable
+        mine.close()
+    finally:
+        set_quiet(True)
+    assert seen == {"quiet": True, "bar_off": True, "after": False}
+
+
 def test_text_places_every_held_out_movie_in_one_batch(ml100k, tmp_path, monkeypatch):
     """The board asks for thousands of cold vectors: the text model encodes them in one
     call (reading its cache once) and each equals its one-movie answer; a movie with

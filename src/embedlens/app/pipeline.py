@@ -19,6 +19,7 @@ complete only when the manifest says ``done``. One process writes a run folder a
 
 from __future__ import annotations
 
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from embedlens.app.train import fit_and_save, save_train, score_run
 from embedlens.core.distributed import rank_report, work_done, world, world_record
 from embedlens.core.errors import DataError, EmbedlensError
 from embedlens.core.files import read_json_object, write_json, write_text
-from embedlens.core.progress import note
+from embedlens.core.progress import note, quiet_here
 from embedlens.data import load_dataset
 from embedlens.data.dataset import Dataset
 from embedlens.evaluation.evaluate import EvalResult
@@ -158,6 +159,7 @@ def _run_in(folder: OwnedFolder, config: RunConfig, ds: Dataset, data: EvalSplit
 
         note(preset_note(config.preset_used))
     neighbours = _neighbour_split(data, ds)
+    cold = ColdStartFits(config, ds)
     tune_split = None
     if config.tuned:
         from embedlens.app.tune import validation_split
@@ -191,6 +193,7 @@ def _run_in(folder: OwnedFolder, config: RunConfig, ds: Dataset, data: EvalSplit
                 if config.tuned and warm:  # the tuner's objective is the warm ranking
                     params, tuning = _tuned(name, params, config, ds, out, tune_split)
                 model = get_method(name)(**params)
+                cold.start_beside(name, params)
                 info = fit_and_save(model, ds, data, sub, config.dataset, config.data_dir,
                                     config.columns, with_train=False)
                 ndcg = f"ndcg@{config.k}"
@@ -235,7 +238,7 @@ def _run_in(folder: OwnedFolder, config: RunConfig, ds: Dataset, data: EvalSplit
         raise RunInterrupted(
             f"Interrupted: {out} keeps {done} of {len(names)} finished methods. `embedlens run "
             f"--out {out} --resume` finishes it; --force starts over.") from None
-    result.coldstart = _coldstart_stage(config, ds, out)
+    result.coldstart = _coldstart_stage(config, ds, out, cold)
     result.seconds = round(time.perf_counter() - started, 1)
     # under torchrun: each rank's share of the run's work, time and memory, for the manifest
     ranks = rank_report(result.seconds, since=work_before)
@@ -243,24 +246,113 @@ def _run_in(folder: OwnedFolder, config: RunConfig, ds: Dataset, data: EvalSplit
     return result
 
 
-def _coldstart_stage(config: RunConfig, ds: Dataset, out: Path) -> dict[str, Any] | None:
+class ColdStartFits:
+    """The cold-start board's split and refitted models (:func:`_coldstart_stage`).
+
+    A method whose fit runs mostly on one core (``fits_on_one_core``: EGES's sequential
+    SGD) leaves the other core idle for minutes, and its cold-start refit costs as much
+    again at the end of the run. So when the run starts such a method's warm fit, the
+    cold-start split and the refits of every such method start in a background thread beside
+    it, silent, each on the core the other leaves idle; the stage at the end takes them.
+    The models are the same either way (each fit is seeded and runs the same code); only
+    the warm fit's seconds include the sharing of the machine (``coldstart.json`` names
+    that fit: ``fitted_beside``).
+    Not under torchrun (the collectives of two fits would interleave) and not when numba's
+    threading layer cannot launch parallel kernels from two threads at once (workqueue)."""
+
+    def __init__(self, config: RunConfig, ds: Dataset) -> None:
+        self.config, self.ds = config, ds
+        self.able = _coldstart_methods(config, ds)
+        self.beside: str | None = None  # the warm fit the background started beside
+        self._thread: threading.Thread | None = None
+        self._split: Any = None
+        self._models: dict[str, Any] = {}
+        self._error: BaseException | None = None
+
+    def start_beside(self, name: str, params: dict[str, Any]) -> None:
+        """Start the background refits if ``name`` (about to fit with ``params``, which the
+        stage at the end would use too) fits on one core and cold-starts."""
+        one_core = [n for n in self.able if get_method(n).fits_on_one_core]
+        if (self._thread is not None or name not in one_core or world().size > 1
+                or not _kernels_launch_from_two_threads()):
+            return
+        given = {n: params if n == name else self.config.method_params(n) for n in one_core}
+        self.beside = name
+        note(f"cold start: {', '.join(one_core)} refitted in the background, beside {name}")
+        self._thread = threading.Thread(target=self._fit, args=(given,), daemon=True,
+                                        name="cold-start fits")
+        self._thread.start()
+
+    def _fit(self, given: dict[str, dict[str, Any]]) -> None:
+        try:
+            with quiet_here():
+                self._split = _cold_split(self.config, self.ds)
+                for n, params in given.items():
+                    self._models[n] = _cold_model(n, params, self._split)
+        except BaseException as exc:  # handed to the stage, which records it
+            self._error = exc
+
+    def models(self) -> tuple[Any, dict[str, Any]]:
+        """The split and every able method's cold-start model: what the background fitted,
+        and the rest fitted now (in the run's order)."""
+        if self._thread is not None:
+            self._thread.join()
+            if self._error is not None:
+                raise self._error
+        split = self._split if self._split is not None else _cold_split(self.config, self.ds)
+        return split, {n: self._models[n] if n in self._models else
+                       _cold_model(n, self.config.method_params(n), split) for n in self.able}
+
+
+def _coldstart_methods(config: RunConfig, ds: Dataset) -> list[str]:
+    """The run's methods that can place an unseen movie (none without a movie table)."""
+    from embedlens.methods.base import can
+
+    if ds.items is None:
+        return []
+    return [n for n in config.all_methods if can(get_method(n), "coldstart")]
+
+
+def _cold_split(config: RunConfig, ds: Dataset) -> Any:
+    from embedlens.evaluation.coldstart import ColdSplit
+
+    return ColdSplit.prepare(ds, COLD_FRACTION, config.seed)
+
+
+def _cold_model(name: str, params: dict[str, Any], split: Any) -> Any:
+    """``name`` fitted on the cold-start split, with what placing unseen movies needs."""
+    return get_method(name)(**coldstart_params(name, params)).fit(split.train,
+                                                                  split.train_dataset)
+
+
+def _kernels_launch_from_two_threads() -> bool:
+    """Whether numba's threading layer (known once a parallel kernel has run) takes
+    parallel launches from two threads at once: omp and tbb do, workqueue does not."""
+    import numba
+
+    try:
+        return numba.threading_layer() in ("omp", "tbb")
+    except ValueError:  # no parallel kernel has run yet
+        return False
+
+
+def _coldstart_stage(config: RunConfig, ds: Dataset, out: Path,
+                     cold: ColdStartFits) -> dict[str, Any] | None:
     """The cold-start leaderboard (``coldstart.json``): the run's methods that can place an
     unseen movie, fitted again (with the run's parameters, and what placing unseen movies
     needs switched on: :func:`coldstart_params`) on the cold-start split, beside
     genre popularity and random order. None when no such method runs or the data has no
     movie table; a failure is recorded, and the run goes on."""
-    from embedlens.evaluation.coldstart import ColdSplit, coldstart_board
-    from embedlens.methods.base import can
+    from embedlens.evaluation.coldstart import coldstart_board
 
-    able = [n for n in config.all_methods if can(get_method(n), "coldstart")]
-    if not able or ds.items is None:
+    if not cold.able:
         return None
-    note(f"cold start: {', '.join(able)} on 10% of movies held out entirely …")
+    note(f"cold start: {', '.join(cold.able)} on 10% of movies held out entirely …")
     record: dict[str, Any] = {"fraction": COLD_FRACTION}
+    if cold.beside is not None:
+        record["fitted_beside"] = cold.beside
     try:
-        split = ColdSplit.prepare(ds, COLD_FRACTION, config.seed)
-        models = {n: get_method(n)(**coldstart_params(n, config.method_params(n))).fit(
-                      split.train, split.train_dataset) for n in able}
+        split, models = cold.models()
         record.update(held_out_movies=int(split.cold_items.size),
                       test_users=int(split.test["user_id"].n_unique()),
                       rows=coldstart_board(models, split, config.k, config.seed))

@@ -6,8 +6,10 @@ bars, so scripts and CI logs stay clean.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
@@ -21,6 +23,9 @@ def quiet_from_env() -> bool:
 
 
 _quiet = quiet_from_env()
+# A thread may be silenced on its own: work run in the background (a run's cold-start fits
+# beside a warm one) must not draw bars through the ones the run draws in the foreground.
+_thread = threading.local()
 
 
 def set_quiet(quiet: bool) -> None:
@@ -30,21 +35,32 @@ def set_quiet(quiet: bool) -> None:
 
 
 def is_quiet() -> bool:
-    """Whether progress output is currently silenced."""
-    return _quiet
+    """Whether progress output is currently silenced (everywhere, or on this thread)."""
+    return _quiet or getattr(_thread, "quiet", False)
+
+
+@contextlib.contextmanager
+def quiet_here() -> Iterator[None]:
+    """Silence bars and notes on the calling thread alone, for the block."""
+    before = getattr(_thread, "quiet", False)
+    _thread.quiet = True
+    try:
+        yield
+    finally:
+        _thread.quiet = before
 
 
 def note(message: str) -> None:
     """One line about a step on stderr (silenced like the bars)."""
-    if not _quiet:
+    if not is_quiet():
         print(message, file=sys.stderr, flush=True)
 
 
 def progress(iterable: Iterable[T], desc: str, total: int | None = None) -> Iterator[T]:
     """Wrap ``iterable`` in a progress bar unless quiet."""
-    return iter(tqdm(iterable, desc=desc, total=total, disable=_quiet, leave=False))
+    return iter(tqdm(iterable, desc=desc, total=total, disable=is_quiet(), leave=False))
 
 
 def bar(desc: str, total: int | None = None, unit: str = "it") -> tqdm:
     """A manually advanced progress bar (``.update(n)``); disabled when quiet."""
-    return tqdm(desc=desc, total=total, unit=unit, disable=_quiet, leave=False)
+    return tqdm(desc=desc, total=total, unit=unit, disable=is_quiet(), leave=False)

@@ -110,6 +110,10 @@ class Model(ABC):
     #: made to place movies nobody has rated (text), judged on the run's cold-start board
     #: alone; the run still fits and saves it for queries and judges its nearest movies.
     warm_ranked: ClassVar[bool] = True
+    #: Whether most of the method's fit runs on one core (a sequential SGD kernel that
+    #: releases the GIL): a run then fits its cold-start model beside the warm one, on the
+    #: core the fit leaves idle.
+    fits_on_one_core: ClassVar[bool] = False
     Params: ClassVar[type[ParamsBase]] = NoParams
 
     def __init__(self, params: ParamsBase | None = None, /, **values: Any) -> None:

@@ -99,6 +99,7 @@ class EGESModel(EmbeddingModel):
 
     name = "eges"
     Params = EGESParams
+    fits_on_one_core = True  # the SGD over the walks is sequential (the same seed, the same tables)
 
     def fit(self, train: InteractionMatrix, dataset: Dataset | None = None) -> Self:
         from embedlens.methods.eges.net import EGESTables

@@ -65,7 +65,7 @@ def _update(h, ctx_w, target, label, weight, alpha, neu1e):  # pragma: no cover 
     return -math.log(max(sig if label > 0 else 1.0 - sig, 1e-7))
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=True, nogil=True)  # nogil: another fit may run beside it
 def _epoch(walks, order, window, negatives, table, id_w, ctx_w, side_w, slots, slot_field,
            logits, per_item, n_fields, lr, done, total, seed,
            stream_key):  # pragma: no cover - numba
