@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from embedlens.data.synthetic import planted_vectors, synthetic_movielens
 from embedlens.evaluation.evaluate import evaluate_model
@@ -235,3 +236,66 @@ def test_row_adam_cpu_kernel_equals_its_torch_form():
     untouched = torch.ones(50, dtype=torch.bool)
     untouched[rows] = False
     assert torch.equal(w_n[untouched], weight[untouched])
+
+
+def test_the_sparse_product_with_a_floor_is_scipys_product_filtered():
+    """``sparse_product`` against SciPy: the same entries and values, with a floor, above
+    the diagonal, for rows of any length (some empty), on one thread or all."""
+    import numba
+
+    from embedlens.kernels.sparse import sparse_product
+
+    rng = np.random.default_rng(0)
+    a = sp.random(60, 300, density=0.05, random_state=1, format="csr")
+    a.data[:] = 1.0
+    keep = np.ones(60)
+    keep[5] = 0  # an empty row
+    a = (sp.diags(keep) @ a).tocsr()
+    a.eliminate_zeros()
+    assert a[5].nnz == 0
+    b = sp.random(300, 80, density=0.1, random_state=2, format="csr")
+    b.data = rng.integers(1, 4, b.nnz).astype(np.float64)
+    full = (a @ b).toarray()
+    for least, upper in ((-np.inf, False), (2.0, False), (1.0, True)):
+        want = np.where(full >= least, full, 0.0)
+        if upper:
+            want = np.triu(want[:, :60], k=1)
+            got = sparse_product(a, b[:, :60].tocsr(), least=least, above_diagonal=True)
+        else:
+            got = sparse_product(a, b, least=least)
+        assert got.has_sorted_indices
+        np.testing.assert_array_equal(got.toarray(), want)
+        assert got.nnz == np.count_nonzero(want)
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        alone = sparse_product(a, b, least=2.0)
+    finally:
+        numba.set_num_threads(threads)
+    together = sparse_product(a, b, least=2.0)
+    assert (alone != together).nnz == 0
+    with pytest.raises(ValueError, match="shape mismatch"):
+        sparse_product(a, b.T.tocsr())
+
+
+def test_the_pmi_graph_and_the_neighbour_split_are_the_scipy_ones(ml100k, monkeypatch):
+    """The two users of ``sparse_product`` give what SciPy's product gave: the PMI graph
+    (node2vec's) and the neighbour split's query movies and companions, to the bit."""
+    import embedlens.evaluation.similarity as similarity
+    import embedlens.kernels.graphs as graphs
+
+    data = EvalSplit.prepare(ml100k, "user-time-0.2")
+    ours = graphs.pmi_graph(data.train), similarity.SimilaritySplit.prepare(data,
+                                                                             max_queries=300)
+    monkeypatch.setattr(graphs, "sparse_product", lambda a, b, least, above_diagonal:
+                        sp.triu(a @ b, k=1).tocsr())
+    monkeypatch.setattr(similarity, "sparse_product", lambda a, b, least: (a @ b).tocsr())
+    scipys = graphs.pmi_graph(data.train), similarity.SimilaritySplit.prepare(data,
+                                                                               max_queries=300)
+    for mine, theirs in zip((ours[0].adj, ours[1].companions),
+                            (scipys[0].adj, scipys[1].companions), strict=True):
+        assert mine.nnz > 100
+        for part in ("indptr", "indices", "data"):
+            np.testing.assert_array_equal(getattr(mine, part), getattr(theirs, part))
+    np.testing.assert_array_equal(ours[0].ids, scipys[0].ids)
+    np.testing.assert_array_equal(ours[1].queries, scipys[1].queries)

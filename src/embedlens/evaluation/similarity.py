@@ -35,6 +35,7 @@ from embedlens.core.embeddings import Embeddings, l2_normalize
 from embedlens.core.errors import DataError
 from embedlens.evaluation.splits import EvalSplit
 from embedlens.kernels.metrics import NDCG, hit_matrix, mean_ci
+from embedlens.kernels.sparse import sparse_product
 from embedlens.kernels.topk import nearest_rows
 
 #: At most this many query movies are judged (a seeded sample above it).
@@ -76,7 +77,8 @@ class SimilaritySplit:
         found = 0
         for start in range(0, candidates.size, chunk):
             part = candidates[start:start + chunk]
-            coo = sp.coo_matrix(by_item[part] @ after)  # held-out co-occurrences
+            # held-out co-occurrences; fewer than 2 never make a companion
+            coo = sparse_product(by_item[part], after, least=2).tocoo()
             expected = holders[part[coo.row]] * takers[coo.col] / max(1, n_users)
             keep = (coo.data >= 2) & (coo.data > expected) & (part[coo.row] != coo.col)
             companions = sp.csr_matrix((np.ones(int(keep.sum()), dtype=np.float32),

@@ -17,6 +17,7 @@ import scipy.sparse as sp
 
 from embedlens.core.errors import DataError
 from embedlens.core.interactions import InteractionMatrix
+from embedlens.kernels.sparse import sparse_product
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ def pmi_graph(train: InteractionMatrix, min_rating: float = 5.0, min_weight: flo
     b.eliminate_zeros()
     if b.nnz == 0:
         raise DataError(f"No rating >= {min_rating}: the PMI graph would be empty.")
-    co = sp.triu(b.T @ b, k=1).tocoo()  # each unordered pair once: its co-count
+    # each unordered pair once: its co-count
+    co = sparse_product(sp.csr_matrix(b.T), b, least=1, above_diagonal=True).tocoo()
     freq = np.asarray(b.sum(axis=0)).ravel()
     log_d = np.log(b.nnz)
     pmi = np.log(co.data) - np.log(freq[co.row]) - np.log(freq[co.col]) + log_d

@@ -1,4 +1,5 @@
-"""Multi-threaded sparse x dense products (SciPy's are single-threaded).
+"""Multi-threaded sparse x dense products (SciPy's are single-threaded), and a sparse x
+sparse one with a floor (:func:`sparse_product`: co-occurrence counts).
 
 Two numba kernels over a CSR matrix ``A``: :func:`gather_rows` computes rows of ``A X``
 (each output row is a gather over its non-zeros, one thread per row) and
@@ -230,3 +231,71 @@ def spmm(
     data = a.data.astype(np.float32, copy=False)
     gather_rows(a.indptr, a.indices, data, scale, NO_WEIGHTS, normalize, x, 0, out)
     return out
+
+
+@njit(parallel=True, cache=True)
+def _product_rows(a_indptr, a_indices, a_data, b_indptr, b_indices, b_data, n_cols, least,
+                  above_diagonal, out_indptr, out_indices, out_data):  # pragma: no cover
+    """Rows of ``A B`` (sparse x sparse), each by one thread through a dense accumulator
+    over the columns; only entries ``>= least`` (and with ``above_diagonal``, in columns
+    after their row) are kept. With ``out_indices`` empty, each row's count of kept entries
+    goes to ``out_indptr[row + 1]``; else they are written (sorted by column) from
+    ``out_indptr[row]``. Each entry sums its terms in the order of A's row, so the result
+    does not depend on the thread count."""
+    n_rows = a_indptr.size - 1
+    write = out_indices.size > 0
+    n_chunks = max(1, min(n_rows, 256))
+    for chunk in prange(n_chunks):
+        acc = np.zeros(n_cols, np.float64)
+        seen = np.zeros(n_cols, np.bool_)
+        touched = np.empty(n_cols, np.int64)
+        for r in range(chunk * n_rows // n_chunks, (chunk + 1) * n_rows // n_chunks):
+            m = 0
+            for p in range(a_indptr[r], a_indptr[r + 1]):
+                k, av = a_indices[p], a_data[p]
+                for q in range(b_indptr[k], b_indptr[k + 1]):
+                    j = b_indices[q]
+                    if above_diagonal and j <= r:
+                        continue
+                    if not seen[j]:
+                        seen[j] = True
+                        touched[m] = j
+                        m += 1
+                    acc[j] += av * b_data[q]
+            cols = np.sort(touched[:m]) if write else touched[:m]
+            pos = out_indptr[r] if write else 0
+            for j in cols:
+                if acc[j] >= least:
+                    if write:
+                        out_indices[pos] = j
+                        out_data[pos] = acc[j]
+                    pos += 1
+                acc[j] = 0.0
+                seen[j] = False
+            if not write:
+                out_indptr[r + 1] = pos
+
+
+def sparse_product(a: sp.csr_matrix, b: sp.csr_matrix, least: float = -np.inf,
+                   above_diagonal: bool = False) -> sp.csr_matrix:
+    """``a @ b`` as a float32 CSR matrix (sorted indices; sums in float64), keeping only
+    the entries of at least ``least`` (and with ``above_diagonal``, those above the
+    diagonal: ``triu(a @ b, k=1)``): co-occurrence counts with a floor, computed on every
+    core and never held whole when most fall below it. SciPy's product runs on one thread
+    and holds every entry. (An entry whose terms sum to exactly 0 is kept unless ``least``
+    is above 0; SciPy drops it.)"""
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"shape mismatch: {a.shape} @ {b.shape}")
+    a, b = a.tocsr(), b.tocsr()
+    args = (a.indptr, a.indices, a.data.astype(np.float64), b.indptr, b.indices,
+            b.data.astype(np.float64), b.shape[1], float(least), above_diagonal)
+    indptr = np.zeros(a.shape[0] + 1, np.int64)
+    _product_rows(*args, indptr, np.empty(0, np.int32), np.empty(0, np.float32))
+    np.cumsum(indptr, out=indptr)
+    indices = np.empty(int(indptr[-1]), np.int32)
+    data = np.empty(int(indptr[-1]), np.float32)
+    if indices.size:
+        _product_rows(*args, indptr, indices, data)
+    if indptr[-1] < np.iinfo(np.int32).max:
+        indptr = indptr.astype(np.int32)
+    return sp.csr_matrix((data, indices, indptr), shape=(a.shape[0], b.shape[1]))
