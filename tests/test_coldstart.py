@@ -60,7 +60,8 @@ def test_the_cold_start_board_switches_side_information_on(ml_dir, tmp_path):
 def test_the_cold_start_refit_beside_the_warm_one_gives_the_same_board(ml_dir, tmp_path,
                                                                         monkeypatch, capsys):
     """EGES's cold-start refit runs in a background thread beside its warm fit (one core
-    each), silently: the board is the one the run made when it refitted at the end."""
+    each), silently: the board, and the warm leaderboard, are the ones the run made when it
+    refitted at the end."""
     import json
 
     import embedlens.app.pipeline as pipeline
@@ -73,7 +74,10 @@ def test_the_cold_start_refit_beside_the_warm_one_gives_the_same_board(ml_dir, t
                            methods=["eges"], baselines=["pop"], preset=False,
                            params={"eges": {"epochs": 2}})
         pipeline.run_all(config, out)
-        return json.loads((out / "coldstart.json").read_text())
+        warm = json.loads((out / "leaderboard.json").read_text())
+        record = json.loads((out / "coldstart.json").read_text())
+        record["warm"] = [(r["method"], r["ndcg@10"]) for r in warm]
+        return record
 
     set_quiet(False)
     try:
