@@ -227,6 +227,26 @@ def test_an_unexpected_error_is_one_line_with_how_to_see_the_traceback(monkeypat
     assert err.count("\n") == 1 and "RuntimeError: kaboom [/]" in err and "--debug" in err
 
 
+def test_an_interrupted_run_says_so_once_and_exits_130(monkeypatch, capsys):
+    """Ctrl-C during a run: the pipeline's one line (what was kept, how to resume), not
+    "Interrupted: Interrupted: ...", and exit status 130."""
+    import sys
+
+    from embedlens.app import cli
+    from embedlens.app.pipeline import RunInterrupted
+
+    def interrupted():
+        raise RunInterrupted("Interrupted: runs/x keeps 1 of 2 finished methods. [/]")
+
+    monkeypatch.setattr(cli, "app", interrupted)
+    monkeypatch.setattr(sys, "argv", ["embedlens", "run"])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    err = capsys.readouterr().err
+    assert exit_.value.code == 130
+    assert err == "Interrupted: runs/x keeps 1 of 2 finished methods. [/]\n"
+
+
 def test_embedlens_quiet_works_from_the_command_line(ml_dir, tmp_path):
     import os
     import subprocess

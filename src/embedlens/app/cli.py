@@ -641,7 +641,8 @@ def main() -> None:
     try:
         app()
     except RunInterrupted as exc:
-        err.print(f"[bold red]Interrupted:[/] {escape(str(exc))}")
+        # the message says "Interrupted" itself, and what the run kept
+        err.print(f"[bold red]{escape(str(exc))}[/]")
         sys.exit(130)
     except EmbedlensError as exc:
         if _debug:
