@@ -89,14 +89,12 @@ class _Source:
         except UnicodeDecodeError:
             return raw.decode("latin-1")
 
-
     def count_rows(self, name: str) -> int:
         """How many rows a CSV file holds (its header aside), counted without parsing it."""
         try:
             return int(pl.scan_csv(self.open(name)).select(pl.len()).collect().item())
         except pl.exceptions.PolarsError as exc:
-            text = " ".join(str(exc).split())
-            raise DataError(f"{self.path}/{name} is malformed: {text[:200]}") from None
+            raise _malformed(f"{self.path}/{name}", exc) from None
 
 
 def read_table(source: Path | io.BytesIO, label: str, **kwargs: object) -> pl.DataFrame:
@@ -104,8 +102,13 @@ def read_table(source: Path | io.BytesIO, label: str, **kwargs: object) -> pl.Da
     try:
         return pl.read_csv(source, **kwargs)  # type: ignore[arg-type]
     except pl.exceptions.PolarsError as exc:
-        text = " ".join(str(exc).split())
-        raise DataError(f"{label} is malformed: {text[:200]}") from None
+        raise _malformed(label, exc) from None
+
+
+def _malformed(label: str, exc: Exception) -> DataError:
+    """The one line for a file polars could not read: its name and polars' reason."""
+    text = " ".join(str(exc).split())
+    return DataError(f"{label} is malformed: {text[:200]}")
 
 
 def load_movielens(name: str, data_dir: str | Path | None = None, download: bool = True,
