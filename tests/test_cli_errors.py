@@ -210,40 +210,36 @@ def test_a_user_with_nothing_left_to_recommend_gets_a_clear_line(tmp_path):
     assert proc.returncode == 2 and "Nothing to recommend to user" in proc.stderr
 
 
-def test_an_unexpected_error_is_one_line_with_how_to_see_the_traceback(monkeypatch, capsys):
+def _main_raising(error: BaseException, command: str, monkeypatch, capsys) -> tuple[int, str]:
+    """``embedlens COMMAND`` whose command raises ``error``: the exit status and stderr."""
     import sys
 
     from embedlens.app import cli
 
-    def boom():
-        raise RuntimeError("kaboom [/]")
+    def raising():
+        raise error
 
-    monkeypatch.setattr(cli, "app", boom)
-    monkeypatch.setattr(sys, "argv", ["embedlens", "datasets"])
+    monkeypatch.setattr(cli, "app", raising)
+    monkeypatch.setattr(sys, "argv", ["embedlens", command])
     with pytest.raises(SystemExit) as exit_:
         cli.main()
-    err = capsys.readouterr().err
-    assert exit_.value.code == 1
+    return exit_.value.code, capsys.readouterr().err
+
+
+def test_an_unexpected_error_is_one_line_with_how_to_see_the_traceback(monkeypatch, capsys):
+    code, err = _main_raising(RuntimeError("kaboom [/]"), "datasets", monkeypatch, capsys)
+    assert code == 1
     assert err.count("\n") == 1 and "RuntimeError: kaboom [/]" in err and "--debug" in err
 
 
 def test_an_interrupted_run_says_so_once_and_exits_130(monkeypatch, capsys):
     """Ctrl-C during a run: the pipeline's one line (what was kept, how to resume), not
     "Interrupted: Interrupted: ...", and exit status 130."""
-    import sys
-
-    from embedlens.app import cli
     from embedlens.app.pipeline import RunInterrupted
 
-    def interrupted():
-        raise RunInterrupted("Interrupted: runs/x keeps 1 of 2 finished methods. [/]")
-
-    monkeypatch.setattr(cli, "app", interrupted)
-    monkeypatch.setattr(sys, "argv", ["embedlens", "run"])
-    with pytest.raises(SystemExit) as exit_:
-        cli.main()
-    err = capsys.readouterr().err
-    assert exit_.value.code == 130
+    error = RunInterrupted("Interrupted: runs/x keeps 1 of 2 finished methods. [/]")
+    code, err = _main_raising(error, "run", monkeypatch, capsys)
+    assert code == 130
     assert err == "Interrupted: runs/x keeps 1 of 2 finished methods. [/]\n"
 
 
