@@ -31,7 +31,8 @@ def main() -> None:
 
     set_quiet(True)
     data = EvalSplit.prepare(synthetic_movielens(args.shape, seed=0), "user-time-0.2")
-    ours = {"neighbour split": similarity.sparse_product, "PMI graph": graphs.sparse_product}
+    # each stage: the module whose product is swapped, and SciPy's product as it was used
+    modules = {"neighbour split": similarity, "PMI graph": graphs}
     scipys = {"neighbour split": lambda a, b, least: (a @ b).tocsr(),
               "PMI graph": lambda a, b, least, above_diagonal: sp.triu(a @ b, k=1).tocsr()}
     stages = {"neighbour split": lambda: similarity.SimilaritySplit.prepare(data).companions,
@@ -39,16 +40,15 @@ def main() -> None:
     stages["PMI graph"]()  # numba compiles outside the timing
     rows = []
     for stage, run in stages.items():
+        module, ours = modules[stage], modules[stage].sparse_product
         seconds: dict[str, list[float]] = {"embedlens": [], "scipy": []}
         results = {}
         for _ in range(args.repeats):
-            for who, product in (("embedlens", ours[stage]), ("scipy", scipys[stage])):
-                module = similarity if stage == "neighbour split" else graphs
-                module.sparse_product = product  # type: ignore[attr-defined]
+            for who, product in (("embedlens", ours), ("scipy", scipys[stage])):
+                module.sparse_product = product
                 results[who], s = timed(run)
                 seconds[who].append(s)
-            similarity.sparse_product = ours["neighbour split"]
-            graphs.sparse_product = ours["PMI graph"]
+            module.sparse_product = ours
         same = all(np.array_equal(getattr(results["embedlens"], p), getattr(results["scipy"], p))
                    for p in ("indptr", "indices", "data"))
         rows.append({"shape": args.shape, "stage": stage, "nnz": results["embedlens"].nnz,
