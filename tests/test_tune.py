@@ -55,7 +55,7 @@ def test_every_tuned_parameter_has_a_valid_range():
 
 def test_tune_searches_the_declared_space_and_resumes(planted, tmp_path):
     first = tune_method("ease", planted, "random-0.2", tmp_path, trials=3, seed=1)
-    assert first.trials == 3 and first.searched == ["lambda"]
+    assert first.trials == 3 and first.searched == ["lambda", "min_count"]
     assert 1.0 <= first.params["lambda"] <= 5000.0 and 0 < first.value <= 1
     assert (tmp_path / "ease.journal").is_file()
     again = tune_method("ease", planted, "random-0.2", tmp_path, trials=5, seed=1)
@@ -73,12 +73,30 @@ def test_a_new_study_starts_from_the_defaults(planted, tmp_path):
 
     one = tune_method("ials", planted, "random-0.2", tmp_path, trials=1, seed=3)
     defaults = get_method("ials")().params
-    assert one.params == {k: defaults[k] for k in one.searched}
+    spec = get_method("ials").Params.spec
+    fitted_keys = [k for k in one.searched if not spec(k).scoring]
+    assert {k: one.params[k] for k in fitted_keys} == {k: defaults[k] for k in fitted_keys}
     train_ds, val = validation_split(planted, "random-0.2")
     fitted = get_method("ials")(seed=42).fit(val.train, val.train_dataset(train_ds))
+    # the defaults' fit, scored with the scoring parameters the tune chose on it
+    fitted.p = fitted.p.replace(**{k: one.params[k] for k in one.searched if spec(k).scoring})
     assert one.value == pytest.approx(evaluate_model(fitted, val)["ndcg@10"])
+    assert one.value >= evaluate_model(get_method("ials")(seed=42).fit(
+        val.train, val.train_dataset(train_ds)), val)["ndcg@10"]
     more = tune_method("ials", planted, "random-0.2", tmp_path, trials=4, seed=3)
     assert more.trials == 4 and more.value >= one.value
+
+
+def test_a_default_a_log_range_cannot_hold_is_still_the_first_trials(planted, tmp_path):
+    """two-tower's weight_decay defaults to 0, which Optuna refuses on its log range: the
+    first trial fits with it anyway instead of failing the whole tune."""
+    one = tune_method("two-tower", planted, "random-0.2", tmp_path, trials=1, seed=3,
+                      base={"epochs": 1, "device": "cpu"})
+    defaults = get_method("two-tower")().params
+    assert defaults["weight_decay"] == 0.0 and "weight_decay" not in one.params
+    spec = get_method("two-tower").Params.spec
+    assert all(v == defaults[k] for k, v in one.params.items() if not spec(k).scoring)
+    assert one.trials == 1 and one.value > 0
 
 
 def test_torch_methods_report_each_epoch_for_pruning(planted):
@@ -181,3 +199,67 @@ def test_every_shipped_preset_is_valid_for_the_methods_it_names():
             get_method(method).Params.from_dict(params)  # names and values validate
             assert 0 < meta["validation_ndcg@10"][method] <= 1
             assert meta["trials_done"][method] >= 1
+
+
+class _Scored:
+    """A stand-in fitted model whose score is a table of its two scoring parameters."""
+
+    def __init__(self, table):
+        from embedlens.methods.base import EmbeddingParams
+
+        self.p = EmbeddingParams()
+        self.table = table
+
+    @property
+    def params(self):
+        return self.p.to_dict()
+
+    def score(self):
+        key = (self.p.similarity, self.p.min_count)
+        if key not in self.table:  # as evaluate_model when every candidate is left out
+            raise DataError("recommended nothing")
+        return self.table[key]
+
+
+def test_scoring_ascent_takes_each_parameters_best_value_and_keeps_ties():
+    from embedlens.app.tune import scoring_ascent
+
+    values = {"similarity": ["dot", "cosine"], "min_count": [1, 10, 100, 1000]}
+    # cosine is worse on its own at min_count 1 but best at 10: a second pass finds it
+    table = {("dot", 1): 0.30, ("cosine", 1): 0.20, ("dot", 10): 0.35,
+             ("cosine", 10): 0.50, ("dot", 100): 0.10, ("cosine", 100): 0.40}
+    model = _Scored(table)
+    chosen, best = scoring_ascent(model, values, model.score)
+    assert chosen == {"similarity": "cosine", "min_count": 10} and best == 0.50
+    assert (model.p.similarity, model.p.min_count) == ("cosine", 10)  # left as chosen
+    # min_count 1000 leaves nothing to recommend: passed over, not a failed trial
+    # nothing scores higher than the model's own values: they stay
+    flat = _Scored({key: 0.3 for key in table})
+    assert scoring_ascent(flat, values, flat.score) == ({"similarity": "dot",
+                                                         "min_count": 1}, 0.3)
+
+
+def test_scoring_parameters_are_searched_on_each_fit(planted, tmp_path, monkeypatch):
+    """A trial fits once, whatever the scoring parameters try; the best trial's scoring
+    choice is part of the result and reproduces its validation score."""
+    from embedlens.evaluation.evaluate import evaluate_model
+    from embedlens.methods.baselines.ease import EASEModel
+
+    fits = []
+    fit = EASEModel.fit
+    monkeypatch.setattr(EASEModel, "fit", lambda self, *a: fits.append(1) or fit(self, *a))
+    result = tune_method("ease", planted, "user-time-0.2", tmp_path, trials=3, seed=1)
+    assert len(fits) == 3 and set(result.params) == {"lambda", "min_count"}
+    train_ds, val = validation_split(planted, "user-time-0.2")
+    again = EASEModel(**result.params).fit(val.train, val.train_dataset(train_ds))
+    assert evaluate_model(again, val)["ndcg@10"] == pytest.approx(result.value)
+
+
+def test_each_parameter_says_how_it_is_searched():
+    rows = {r["name"]: r["searched"] for r in get_method("cleora").Params.describe()}
+    assert rows["dim"] == "64-1024, log" and rows["expansion"] == "every choice"
+    assert rows["min_count"] == "1-100, log, on each fit"
+    assert rows["similarity"] == "every choice, on each fit" and rows["seed"] == ""
+    # learned user vectors: how users are derived is not searched
+    assert get_method("ials").Params.spec("aggregation").searched() == ""
+    assert "tuned" in run("methods", "cleora").stdout

@@ -192,7 +192,7 @@ def methods(
     name: Annotated[str | None, typer.Argument(help="A method: list its parameters.")] = None,
 ) -> None:
     """List the methods and baselines, or one method's parameters (type, default, allowed
-    values, meaning)."""
+    values, meaning, and how `tune` searches it)."""
     from embedlens.methods.registry import entries, get_method
 
     if name is None:
@@ -208,10 +208,11 @@ def methods(
         return
     table = Table(title=_t(f"{name}: parameters (-p key=value, or [params.{name}] in a "
                            "config)"))
-    for col in ("name", "type", "default", "allowed", "meaning"):
+    for col in ("name", "type", "default", "allowed", "meaning", "tuned"):
         table.add_column(col)
     for row in get_method(name).Params.describe():
-        table.add_row(*(_t(row[c]) for c in ("name", "type", "default", "constraint", "doc")))
+        table.add_row(*(_t(row[c]) for c in ("name", "type", "default", "constraint", "doc",
+                                              "searched")))
     console.print(table)
 
 

@@ -5,6 +5,10 @@ The validation split is cut from the protocol's *train* part by the protocol's o
 random: a random 20% of train), so the test part is read once, by the final evaluation,
 and never while tuning. The search space of a method is the parameters its ``Params``
 declare with ``tune=`` (ranges, log scale and choices declared once, beside the parameter).
+Parameters declared ``scoring=True`` (cosine or dot, centring, how users are derived, the
+``min_count`` floor on candidates) change only how a fitted model scores: they are not
+trials' parameters but are searched on each trial's fit (:func:`scoring_ascent`), so a
+trial costs one fit whatever they are.
 
 Optuna's TPE sampler (seeded) proposes the trials; the torch methods report their own
 per-epoch validation score so poor trials are pruned early. A study lives in a journal file
@@ -108,8 +112,14 @@ def tune_method(
     if trials is None and timeout is None:
         raise DataError("Give tuning a budget: a number of trials or a timeout.")
     hints = typing.get_type_hints(cls.Params)
-    names = {f: f for f in space}
     kinds = {key: _base_type(hints[_field_name(cls.Params, key)]) for key in space}
+    # parameters that need a fit of their own are the trials' (TPE); scoring parameters are
+    # tried on each trial's fit (scoring_ascent)
+    names = [key for key, spec in space.items() if not spec.scoring]
+    scoring = {key: scoring_values(spec, kinds[key]) for key, spec in space.items()
+               if spec.scoring}
+    if not names:  # nothing to fit differently: one fit, its scoring searched
+        trials, timeout = 1, None
     train_ds, val = split or validation_split(ds, protocol)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out.mkdir(parents=True, exist_ok=True)
@@ -118,13 +128,18 @@ def tune_method(
         study_name=method, storage=storage, direction="maximize", load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2))
+    defaults = cls.Params().to_dict()
+    # a default Optuna cannot hold as a value of its range (0 on a log scale: two-tower's
+    # weight_decay) is not a parameter of the first trial; that trial fits with it unsuggested
+    unheld = {name for name in names if space[name].log
+              and isinstance(defaults[name], int | float) and defaults[name] <= 0}
     if not study.trials:
         # the first trial of a new study is the method's defaults, so a tune can only
         # improve on them (on validation), however few trials its budget allows
-        defaults = cls.Params().to_dict()
         with warnings.catch_warnings():  # a default may lie outside the searched range
             warnings.simplefilter("ignore")
-            study.enqueue_trial({name: defaults[name] for name in names})
+            study.enqueue_trial({name: defaults[name] for name in names if name not in unheld},
+                                user_attrs={DEFAULTS_ATTR: True})
     done = [t for t in study.trials if t.state.is_finished()]
     remaining = None if trials is None else max(0, trials - len(done))
     started = time.perf_counter()
@@ -133,7 +148,9 @@ def tune_method(
     def objective(trial: Any) -> float:
         with warnings.catch_warnings():  # the enqueued defaults, outside the range
             warnings.simplefilter("ignore")
-            values = {name: suggest(trial, name, space[name], kinds[name]) for name in names}
+            first = trial.user_attrs.get(DEFAULTS_ATTR, False)
+            values = {name: defaults[name] if first and name in unheld
+                      else suggest(trial, name, space[name], kinds[name]) for name in names}
         model = cls(**{**base, **values})
         hook = getattr(model, "epoch_hook", False)
         if hook is not False:  # the torch methods: report each epoch, stop a poor trial
@@ -145,7 +162,10 @@ def tune_method(
 
             model.epoch_hook = on_epoch  # type: ignore[attr-defined]
         model.fit(val.train, val.train_dataset(train_ds))
-        return float(evaluate_model(model, val, k).metrics[key])
+        chosen, value = scoring_ascent(model, scoring, lambda: float(
+            evaluate_model(model, val, k).metrics[key]))
+        trial.set_user_attr(SCORING_ATTR, chosen)
+        return value
 
     def progress(study: Any, trial: Any) -> None:
         state = "pruned" if trial.state == optuna.trial.TrialState.PRUNED else (
@@ -164,8 +184,59 @@ def tune_method(
                              "a larger budget.")
     best = study.best_trial
     assert best.value is not None  # a completed trial
-    return TuneResult(method, dict(best.params), float(best.value), len(finished), pruned,
+    params = {**best.params, **best.user_attrs.get(SCORING_ATTR, {})}
+    return TuneResult(method, params, float(best.value), len(finished), pruned,
                       round(time.perf_counter() - started, 1), sorted(space))
+
+
+#: The trial attribute marking a study's first trial, the method's defaults.
+DEFAULTS_ATTR = "defaults"
+#: The trial attribute holding the scoring parameters chosen on the trial's fit.
+SCORING_ATTR = "scoring"
+#: Values of a numeric scoring parameter tried on a fit (geometric on a log scale).
+SCORING_GRID = 5
+
+
+def scoring_values(spec: Spec, kind: type) -> list[Any]:
+    """The values of a scoring parameter tried on each fit: every choice (both values of
+    a flag), or ``SCORING_GRID`` points of its range."""
+    import numpy as np
+
+    if spec.tune is True:
+        return list(spec.choices) if spec.choices is not None else [False, True]
+    assert isinstance(spec.tune, tuple) and len(spec.tune) == 2
+    low, high = (float(v) for v in spec.tune)
+    grid = (np.geomspace if spec.log else np.linspace)(low, high, SCORING_GRID)
+    return sorted({round(float(v)) for v in grid}) if kind is int else [float(v) for v in grid]
+
+
+def scoring_ascent(model: Any, values: dict[str, list[Any]], score: Any,
+                   ) -> tuple[dict[str, Any], float]:
+    """The best scoring parameters of a fitted ``model`` by ``score()``: starting from its
+    own, each parameter in turn takes the value that scores best with the others held, until
+    a pass changes nothing (at most three passes). A value replaces the current one only if
+    it scores strictly higher, so where nothing differs the model's own values stay. The
+    model is left with the chosen values; returns them and their score. A value with which
+    the model recommends nothing (a ``min_count`` above every movie's count) is passed over."""
+    best = score()
+    chosen = {key: model.params[key] for key in values}
+    for _ in range(3):
+        changed = False
+        for key, options in values.items():
+            for value in options:
+                if value == chosen[key]:
+                    continue
+                model.p = model.p.replace(**{key: value})
+                try:
+                    got = score()
+                except DataError:  # nothing left to recommend with this value
+                    continue
+                if got > best:
+                    best, chosen[key], changed = got, value, True
+            model.p = model.p.replace(**{key: chosen[key]})
+        if not changed:
+            break
+    return chosen, best
 
 
 def _has_best(study: Any) -> bool:

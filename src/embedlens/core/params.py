@@ -40,6 +40,7 @@ class Spec:
     log: bool = False  # spans orders of magnitude: search it on a log scale
     key: str | None = None  # the external name when the field name cannot be it ("lambda")
     tune: tuple[Any, ...] | bool | None = None  # searched: (low, high), or True: every choice
+    scoring: bool = False  # changes only how a fitted model scores, not what it fits
 
     def constraint(self) -> str:
         """The constraint in words, e.g. ``one of 'bce', 'softmax'`` or ``> 0``."""
@@ -50,15 +51,30 @@ class Spec:
                  if bound is not None]
         return " and ".join(parts)
 
+    def searched(self) -> str:
+        """How the tuner searches it, e.g. ``64-1024, log``, ``every choice, on each fit``
+        (empty: it is not searched)."""
+        if self.tune is None:
+            return ""
+        if self.tune is True:
+            text = "every choice" if self.choices is not None else "true and false"
+        else:
+            assert isinstance(self.tune, tuple)
+            low, high = self.tune
+            text = f"{low:g}-{high:g}" + (", log" if self.log else "")
+        return text + (", on each fit" if self.scoring else "")
+
 
 def param(default: Any, doc: str, *, choices: tuple[Any, ...] | None = None,
           ge: float | None = None, gt: float | None = None, le: float | None = None,
           lt: float | None = None, log: bool = False, key: str | None = None,
-          tune: tuple[Any, ...] | bool | None = None) -> Any:
+          tune: tuple[Any, ...] | bool | None = None, scoring: bool = False) -> Any:
     """A parameter field: its default, a one-line doc and its constraints. ``tune`` marks
     it for the tuner: a ``(low, high)`` range for a number (searched on a log scale when
-    ``log``), ``True`` for every choice of a choice or both values of a flag."""
-    spec = Spec(doc, choices, ge, gt, le, lt, log, key, tune)
+    ``log``), ``True`` for every choice of a choice or both values of a flag. ``scoring``:
+    the parameter only changes how a fitted model scores (cosine or dot, which candidates),
+    so the tuner tries its values on each fit instead of fitting again for each."""
+    spec = Spec(doc, choices, ge, gt, le, lt, log, key, tune, scoring)
     return field(default=default, metadata={"spec": spec})
 
 
@@ -121,14 +137,16 @@ class Params:
 
     @classmethod
     def describe(cls) -> list[dict[str, Any]]:
-        """One row per parameter: name, type, default, constraint, doc."""
+        """One row per parameter: name, type, default, constraint, doc, searched (how the
+        tuner searches it: :meth:`Spec.searched`)."""
         hints = _hints(cls)
         rows = []
         for f in fields(cls):
             spec = _spec(f)
             rows.append({"name": _key(f), "type": _type_name(hints[f.name]),
                          "default": None if f.default is MISSING else f.default,
-                         "constraint": spec.constraint(), "doc": spec.doc})
+                         "constraint": spec.constraint(), "doc": spec.doc,
+                         "searched": spec.searched()})
         return rows
 
     @classmethod

@@ -206,15 +206,33 @@ class Model(ABC):
         """Read learned arrays (subclasses that learn any)."""
 
 
-def aggregation_param(default: str = "mean") -> Any:
-    """The ``aggregation`` parameter, with a method's own default."""
+def aggregation_param(default: str = "mean", tune: bool = False) -> Any:
+    """The ``aggregation`` parameter, with a method's own default; ``tune`` where it
+    matters: in methods whose users are derived from their movies (not learned)."""
     return param(default, "user vector when none is learned: the mean, rating- or "
-                 "recency-weighted mean of the user's train items", choices=AGGREGATIONS)
+                 "recency-weighted mean of the user's train items", choices=AGGREGATIONS,
+                 tune=tune or None, scoring=True)
 
 
 def similarity_param(default: str = "dot") -> Any:
     """The ``similarity`` parameter, with a method's own default."""
-    return param(default, "user-item score: dot product or cosine", choices=("dot", "cosine"))
+    return param(default, "user-item score: dot product or cosine", choices=("dot", "cosine"),
+                 tune=True, scoring=True)
+
+
+def min_count_param() -> Any:
+    """The ``min_count`` parameter: a floor on the movies a model recommends (searched by the
+    tuner for every model that ranks by its own scores, baselines included)."""
+    return param(1, "recommend only movies with at least this many train interactions "
+                 "(gensim's min_count, on the candidates: every movie keeps its vector)",
+                 ge=1, log=True, tune=(1, 100), scoring=True)
+
+
+def candidates(train: InteractionMatrix, min_count: int) -> np.ndarray | None:
+    """Which of ``train``'s items may be recommended under ``min_count`` (None: all)."""
+    if min_count <= 1:
+        return None
+    return train.item_counts() >= min_count
 
 
 def seed_param(default: int = 42) -> Any:
@@ -230,11 +248,14 @@ def device_param(default: str = "auto") -> Any:
 
 @dataclass(frozen=True)
 class EmbeddingParams(Params):
-    """How every embedding method turns its vectors into scores."""
+    """How every embedding method turns its vectors into scores: scoring parameters, which
+    the tuner tries on each fit (see :func:`embedlens.core.params.param`)."""
 
     aggregation: str = aggregation_param()
     similarity: str = similarity_param()
-    center: bool = param(False, "subtract the mean item vector before scoring")
+    center: bool = param(False, "subtract the mean item vector before scoring", tune=True,
+                         scoring=True)
+    min_count: int = min_count_param()
 
 
 class EmbeddingModel(Model):
@@ -243,7 +264,8 @@ class EmbeddingModel(Model):
     Subclasses set ``item_embeddings`` (and ``user_embeddings`` when they learn users) in
     ``fit``; their ``Params`` extend :class:`EmbeddingParams`. Without user vectors, each
     user is the ``aggregation`` of their train items. ``similarity`` "cosine" scores on unit
-    vectors; ``center`` subtracts the item mean first.
+    vectors; ``center`` subtracts the item mean first; ``min_count`` leaves movies with fewer
+    train interactions out of the candidates.
     """
 
     Params: ClassVar[type[ParamsBase]] = EmbeddingParams
@@ -277,7 +299,8 @@ class EmbeddingModel(Model):
         u, user_ok = self.user_vectors(train).aligned(train.users.ids)
         if self.p.similarity == "cosine":
             u, v = l2_normalize(u), l2_normalize(v)
-        return dot_scorer(u, v, user_ok, item_ok)
+        floor = candidates(train, self.p.min_count)
+        return dot_scorer(u, v, user_ok, item_ok if floor is None else item_ok & floor)
 
     def similar_items(self, item: object, k: int = 10) -> pl.DataFrame:
         """Nearest movies to an item id or title by cosine. (Ranking for users may use dot

@@ -12,8 +12,8 @@ Every check runs on :func:`~embedlens.testing.planted.planted_log`, a small log 
 planted taste groups, so no real data is needed: fit returns the model; the same seed gives
 the same vectors; save and load give the same recommendations; scores follow ids, not
 indices, on a re-encoded split; recommendations exclude seen items; a bad parameter value
-fails when the model is built; parameters round-trip through TOML; and the method beats
-Random on the planted log.
+fails when the model is built; parameters round-trip through TOML; scoring parameters
+change the scores, not the fit; and the method beats Random on the planted log.
 """
 
 from __future__ import annotations
@@ -163,6 +163,42 @@ class MethodContract:
         text = tomli_w.dumps({k: v for k, v in model.params.items() if v is not None})
         back = get_method(self.method)(**tomllib.loads(text))
         assert back.params == model.params
+
+    def test_scoring_parameters_change_the_scores_not_the_fit(self, planted,
+                                                              fitted: Model) -> None:
+        """What the tuner relies on: a fitted model with its scoring parameters changed
+        scores as a model fitted with them; and ``min_count`` leaves rarer movies out."""
+        ds, split = planted
+        params_class = get_method(self.method).Params
+        keys = [row["name"] for row in params_class.describe()
+                if params_class.spec(row["name"]).scoring]
+        if not keys:
+            return
+        counts = split.train.item_counts()
+        changes = {key: self._other_value(params_class.spec(key), fitted.params[key], counts)
+                   for key in keys}
+        fresh = self.build(**changes).fit(split.train, split.train_dataset(ds))
+        before = fitted.p
+        try:
+            fitted.p = fitted.p.replace(**changes)
+            users = np.arange(min(8, len(split.train.users)))
+            np.testing.assert_allclose(fitted.scorer(split.train)(users),
+                                       fresh.scorer(split.train)(users), rtol=1e-5)
+        finally:
+            fitted.p = before
+        if "min_count" in changes:
+            recs = fresh.recommend(split.train, split.train.users.ids[:20], k=10)
+            rows = split.train.items.index(recs["item_id"].to_numpy())
+            assert recs.height > 0 and (counts[rows] >= changes["min_count"]).all()
+
+    @staticmethod
+    def _other_value(spec: Any, value: Any, counts: np.ndarray) -> Any:
+        if spec.choices is not None:
+            return next(c for c in spec.choices if c != value)
+        if isinstance(value, bool):
+            return not value
+        # min_count: the median movie's count, which leaves about half of them out
+        return max(2, int(np.median(counts)))
 
     def test_beats_random_on_the_planted_log(self, planted, fitted: Model) -> None:
         _, split = planted

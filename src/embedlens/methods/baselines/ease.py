@@ -16,9 +16,7 @@ from embedlens.core.interactions import InteractionMatrix
 from embedlens.core.params import Params, param
 from embedlens.data.dataset import Dataset
 from embedlens.kernels.topk import Scorer
-from embedlens.methods.base import (
-    Model,
-)
+from embedlens.methods.base import Model, candidates, min_count_param
 
 
 @dataclass(frozen=True)
@@ -28,6 +26,7 @@ class EASEParams(Params):
                            log=True, key="lambda", tune=(1.0, 5000.0))
     max_items: int = param(30_000, "refuse catalogues larger than this (dense n x n "
                            "inverse)", ge=1)
+    min_count: int = min_count_param()
 
 
 class EASEModel(Model):
@@ -71,6 +70,9 @@ class EASEModel(Model):
         )
         x_model = sp.csr_matrix(x @ remap)
         cols = self.weights[:, pos.clip(0)]
+        floor = candidates(train, self.p.min_count)
+        if floor is not None:  # a movie below the floor scores -inf like an unknown one
+            found &= floor
         cols[:, ~found] = -np.inf
 
         def score(users: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

@@ -20,6 +20,7 @@ from embedlens.kernels.sparse import CompactCsr, index_dtype
 from embedlens.methods.base import (
     EmbeddingModel,
     EmbeddingParams,
+    aggregation_param,
     item_metadata,
     seed_param,
     similarity_param,
@@ -32,6 +33,7 @@ from embedlens.prep.incidence import pattern_incidence, pattern_incidence_parque
 class CleoraParams(EmbeddingParams):
     owner: ClassVar[str] = "cleora"
     similarity: str = similarity_param("cosine")
+    aggregation: str = aggregation_param(tune=True)  # users derived from their movies
     dim: int = param(256, "vector dimension", ge=1, log=True, tune=(64, 1024))
     iterations: int = param(2, "Markov propagation steps", ge=1, tune=(1, 4))
     expansion: str = param("star", "hyperedge expansion: clique (pairs inside a user) or "

@@ -32,6 +32,7 @@ from embedlens.kernels.walks import random_walks
 from embedlens.methods.base import (
     EmbeddingModel,
     EmbeddingParams,
+    aggregation_param,
     item_metadata,
     seed_param,
     similarity_param,
@@ -69,6 +70,7 @@ class EGESParams(EmbeddingParams):
         "device": "EGES trains in a numba kernel on the CPU since 2026-12-01.",
     }
     similarity: str = similarity_param("dot")
+    aggregation: str = aggregation_param(tune=True)  # users derived from their movies
     dim: int = param(64, "vector dimension", ge=1, log=True, tune=(16, 128))
     weights: str = param("item", "field weights: one softmax per item (the paper's) or one "
                          "for all items", choices=("item", "global"), tune=True)

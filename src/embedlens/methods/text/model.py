@@ -68,7 +68,7 @@ def movie_text(title: str, year: int | None, genres: list[str] | None,
 @dataclass(frozen=True)
 class TextParams(EmbeddingParams):
     owner: ClassVar[str] = "text"
-    aggregation: str = aggregation_param("rating")
+    aggregation: str = aggregation_param("rating", tune=True)
     similarity: str = similarity_param("cosine")
     encoder: str = param(AUTO_ENCODER, "sentence encoder: auto (MiniLM up to "
                          f"{STATIC_ABOVE:,} movies, static above), {DEFAULT_ENCODER} (MiniLM), "

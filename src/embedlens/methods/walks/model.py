@@ -18,6 +18,7 @@ from embedlens.kernels.walks import random_walks
 from embedlens.methods.base import (
     EmbeddingModel,
     EmbeddingParams,
+    aggregation_param,
     item_metadata,
     seed_param,
     similarity_param,
@@ -32,6 +33,7 @@ class WalkParams(EmbeddingParams):
     window"). negative, epochs, sample and workers apply to embedding="sgns" only."""
 
     similarity: str = similarity_param("cosine")
+    aggregation: str = aggregation_param(tune=True)  # users derived from their movies
     dim: int = param(64, "vector dimension", ge=1, log=True, tune=(16, 256))
     window: int = param(1, "walk positions apart that count as a pair", ge=1, tune=(1, 3))
     embedding: str = param("pmi-svd", "how walks become vectors: SVD of their positive PMI "
