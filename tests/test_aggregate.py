@@ -41,3 +41,14 @@ def test_recency_weighted(train):
         user_embeddings(ITEMS, train, "recency", half_life_days=0)
     with pytest.raises(DataError, match="Unknown aggregation"):
         user_embeddings(ITEMS, train, "median")
+
+
+def test_recency_weighs_from_the_latest_movie_with_a_vector():
+    """A user's latest movie has no vector (node2vec leaves some out): the weights count
+    from the latest movie that has one. Counted from the dropped movie, 130 days and a
+    half-life of 1 day left float32 weights of 1e-39, whose normalisation overflowed to NaN."""
+    train = InteractionMatrix.from_frame(log([
+        (1, 10, 5.0, 0), (1, 20, 5.0, DAY), (1, 30, 5.0, 131 * DAY),
+    ]))
+    users = user_embeddings(ITEMS, train, "recency", half_life_days=1)
+    assert np.allclose(users[1], [1 / 3, 2 / 3])
