@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from embedlens.core.errors import DataError, EmbedlensError
 from embedlens.core.params import Spec
@@ -200,8 +203,6 @@ SCORING_GRID = 5
 def scoring_values(spec: Spec, kind: type) -> list[Any]:
     """The values of a scoring parameter tried on each fit: every choice (both values of
     a flag), or ``SCORING_GRID`` points of its range."""
-    import numpy as np
-
     if spec.tune is True:
         return list(spec.choices) if spec.choices is not None else [False, True]
     assert isinstance(spec.tune, tuple) and len(spec.tune) == 2
@@ -210,7 +211,7 @@ def scoring_values(spec: Spec, kind: type) -> list[Any]:
     return sorted({round(float(v)) for v in grid}) if kind is int else [float(v) for v in grid]
 
 
-def scoring_ascent(model: Any, values: dict[str, list[Any]], score: Any,
+def scoring_ascent(model: Any, values: dict[str, list[Any]], score: Callable[[], float],
                    ) -> tuple[dict[str, Any], float]:
     """The best scoring parameters of a fitted ``model`` by ``score()``: starting from its
     own, each parameter in turn takes the value that scores best with the others held, until

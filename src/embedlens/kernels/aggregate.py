@@ -15,14 +15,15 @@ AGGREGATIONS = ("mean", "rating", "recency")
 
 def user_weights(
     train: InteractionMatrix, how: str = "mean", half_life_days: float = 180.0,
-    anchored: np.ndarray | None = None,
+    keep: np.ndarray | None = None,
 ) -> sp.csr_matrix:
     """Users x items weights, rows summing to 1 (empty rows stay empty).
 
     ``mean``: equal weights; ``rating``: proportional to the rating; ``recency``: halves every
-    ``half_life_days`` before the user's own latest interaction, or latest interaction with
-    an item ``anchored`` marks (the items a caller keeps: weighing from a movie it drops
-    could leave a user's kept weights so small that normalising them overflows).
+    ``half_life_days`` before the user's own latest interaction. ``keep`` (one flag per
+    item): only those items weigh, and recency counts from the user's latest kept one
+    (counted from a dropped movie, the kept weights could be so small that normalising them
+    overflowed).
     """
     if how not in AGGREGATIONS:
         raise DataError(f"Unknown aggregation {how!r}; choose one of {', '.join(AGGREGATIONS)}.")
@@ -33,14 +34,17 @@ def user_weights(
         if half_life_days <= 0:
             raise DataError(f"half_life_days must be positive, got {half_life_days}.")
         t = train.timestamps
-        times = t.data if anchored is None else np.where(anchored[t.indices],
-                                                         t.data.astype(np.float64), -np.inf)
+        times = t.data if keep is None else np.where(keep[t.indices],
+                                                     t.data.astype(np.float64), -np.inf)
         # (reduceat over an empty row reads the next row's first value; it weighs nothing)
         last = np.maximum.reduceat(times, t.indptr[:-1]) if t.nnz else np.empty(0)
         rows = np.repeat(np.arange(t.shape[0]), np.diff(t.indptr))
-        age_days = np.maximum(last[rows] - t.data, 0) / 86_400.0  # not anchored: may be later
+        age_days = np.maximum(last[rows] - t.data, 0) / 86_400.0  # not kept: may be later
         w.data = (0.5 ** (age_days / half_life_days)).astype(np.float32)
-    return _row_normalize(w)
+    w = _row_normalize(w)
+    if keep is not None:  # normalised over all the items, then over the kept ones, as ever
+        w = _row_normalize(sp.csr_matrix(w @ sp.diags(keep.astype(np.float32))))
+    return w
 
 
 def _row_normalize(w: sp.csr_matrix) -> sp.csr_matrix:
@@ -61,9 +65,7 @@ def user_embeddings(
     get no embedding (they cannot be scored, and evaluation counts them as misses).
     """
     vectors, found = items.aligned(train.items.ids)
-    w = user_weights(train, how, half_life_days, anchored=None if found.all() else found)
-    if not found.all():
-        w = _row_normalize(sp.csr_matrix(w @ sp.diags(found.astype(np.float32))))
+    w = user_weights(train, how, half_life_days, keep=None if found.all() else found)
     has = np.diff(w.indptr) > 0
     w = w[has]
     return Embeddings(train.users.ids[has], spmm(w, vectors), "user")
