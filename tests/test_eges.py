@@ -37,6 +37,15 @@ def test_the_trainer_learns_planted_tastes_and_is_deterministic():
     assert evaluate_model(fitted, split)["ndcg@10"] > rnd["ndcg@10"] + 0.1
 
 
+def test_a_diverging_fit_is_a_clear_error_not_a_zero_division():
+    # found by the tuner: at a large step the vectors overflow and the fields' softmax
+    # divided by zero inside the kernel (a ZeroDivisionError the tuner did not catch)
+    log = planted_log(n_users=240, n_items=120)
+    split = EvalSplit.prepare(log, "user-time-0.2")
+    with pytest.raises(DataError, match=r"EGES diverged in epoch 1 .* Lower lr"):
+        get_method("eges")(dim=16, lr=1e4).fit(split.train, split.train_dataset(log))
+
+
 def test_side_information_fields():
     items = pl.DataFrame({"item_id": [1, 2], "title": ["A", "B"], "year": [1994, None],
                           "genres": [["Action"], []]})

@@ -18,6 +18,7 @@ import numpy as np
 from numba import njit
 
 from embedlens.core.distributed import all_reduce_sum, count_work, world
+from embedlens.core.errors import DataError
 from embedlens.core.progress import bar
 from embedlens.core.rng import next_below, stream
 from embedlens.methods.eges.net import EGESTables
@@ -65,7 +66,10 @@ def _update(h, ctx_w, target, label, weight, alpha, neu1e):  # pragma: no cover 
     return -math.log(max(sig if label > 0 else 1.0 - sig, 1e-7))
 
 
-@njit(fastmath=True, cache=True, nogil=True)  # nogil: another fit may run beside it
+# nogil: another fit may run beside it. error_model "numpy": a division by zero (a softmax
+# over overflowed logits) gives inf or NaN, which train_eges reports as divergence, instead
+# of a ZeroDivisionError from inside the kernel
+@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
 def _epoch(walks, order, window, negatives, table, id_w, ctx_w, side_w, slots, slot_field,
            logits, per_item, n_fields, lr, done, total, seed,
            stream_key):  # pragma: no cover - numba
@@ -221,6 +225,10 @@ def train_eges(tables: EGESTables, walks: np.ndarray, window: int, negatives: in
                     count_work("steps")
             if w.size > 1:
                 loss, pairs = all_reduce_sum(np.array([loss, float(pairs)]))
+            if not all(np.isfinite(t).all() for t in tables_):
+                raise DataError(
+                    f"EGES diverged in epoch {epoch + 1} of {epochs}: its vectors overflowed "
+                    f"at lr {lr:g}. Lower lr (the default is 0.025).")
             history["loss"].append(float(loss) / max(1, pairs))
             pb.update(1)
     for k, f in enumerate(fields):
