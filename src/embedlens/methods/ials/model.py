@@ -94,13 +94,16 @@ def _frequency_reg(x: sp.csr_matrix, alpha0: float, reg: float, nu: float) -> np
 
 #: Bytes of column vectors a row is solved from after copying them into its thread's own
 #: buffer (all threads together; each gets its part, at least 256 KiB). A row's ``cg_steps +
-#: 2`` passes then read one contiguous block (from the core's cache for most rows) instead of
+#: 1`` passes then read one contiguous block (from the core's cache for most rows) instead of
 #: rows scattered over a table larger than the cache. At the ML-25M shape the item side's
 #: long rows (5,705 movies with over 512 users hold 69% of the ratings, up to 47,773 users:
 #: 24 MB of vectors) are what this buffer is sized for (``benchmarks/ials_vs_implicit.py``).
 GATHER_BYTES = 128 * 2**20
 #: The least buffer a thread gets, whatever the thread count: half a 1 MiB L2 cache.
 MIN_GATHER_BYTES = 256 * 1024
+#: Column tables up to this size are read where they are: they stay in the caches (the
+#: ML-100k and ML-1M shapes: 0.5-3 MB at 128 factors), so a copy would be one more pass.
+GATHER_TABLES_ABOVE = 4 * 2**20
 
 
 #: numba compiles fastmath code differently when it compiles it fresh and when it reads it
@@ -124,7 +127,7 @@ def _cg_rows(indptr, indices, rows, cols, gram, alpha0, reg, steps, work, gather
 
     ``work`` (threads x 4 x dim) and ``gathered`` (threads x cap x dim) are each pool
     thread's own buffers, allocated by the caller. A row with at most ``cap`` columns first
-    copies its columns' vectors into ``gathered``: the ``steps + 2`` passes over them then
+    copies its columns' vectors into ``gathered``: the ``steps + 1`` passes over them then
     read one contiguous block, most often from the core's cache, instead of rows scattered
     over a table larger than the cache (at the ML-25M shape, 59k x 128 floats one way and
     162k x 128 the other), which is what made the solve slow down faster than the log grew.
@@ -165,15 +168,20 @@ def _cg_row(x, cols, indices, lo, hi, gram, alpha0, reg, steps, resid, direction
     ``n - b . x - r . x`` with the residual ``r = b - A x`` the steps keep: the loss costs no
     pass over the columns."""
     dim = x.size
-    _apply(x, cols, indices, lo, hi, gram, alpha0, reg, applied)
-    for j in range(dim):  # resid = b - A x, with b = sum_i c_i
-        resid[j] = -applied[j]
+    # resid = b - A x, with b = sum_i c_i summed in the same pass over the columns as A x
+    _apply_gram(x, gram, alpha0, reg, applied)
+    for j in range(dim):
         target[j] = 0.0
     for p in range(lo, hi):
         c = cols[indices[p]]
+        s = np.float32(0.0)
         for j in range(dim):
-            resid[j] += c[j]
+            s += c[j] * x[j]
+        for j in range(dim):
+            applied[j] += s * c[j]
             target[j] += c[j]
+    for j in range(dim):
+        resid[j] = target[j] - applied[j]
     rs = np.float32(0.0)
     for j in range(dim):
         direction[j] = resid[j]
@@ -207,12 +215,7 @@ def _cg_row(x, cols, indices, lo, hi, gram, alpha0, reg, steps, resid, direction
 def _apply(v, cols, indices, lo, hi, gram, alpha0, reg, out):  # pragma: no cover - numba
     """``out = sum_i c_i (c_i . v) + alpha0 G v + reg v`` for one row's columns."""
     dim = v.size
-    for a in range(dim):
-        acc = np.float32(0.0)
-        g = gram[a]
-        for b in range(dim):
-            acc += g[b] * v[b]
-        out[a] = alpha0 * acc + reg * v[a]
+    _apply_gram(v, gram, alpha0, reg, out)
     for p in range(lo, hi):
         c = cols[indices[p]]
         s = np.float32(0.0)
@@ -222,6 +225,18 @@ def _apply(v, cols, indices, lo, hi, gram, alpha0, reg, out):  # pragma: no cove
             out[j] += s * c[j]
 
 
+@njit(inline="always", fastmath=True, cache=_CACHE)
+def _apply_gram(v, gram, alpha0, reg, out):  # pragma: no cover - numba
+    """``out = alpha0 G v + reg v``: the part of ``A v`` shared by every row."""
+    dim = v.size
+    for a in range(dim):
+        acc = np.float32(0.0)
+        g = gram[a]
+        for b in range(dim):
+            acc += g[b] * v[b]
+        out[a] = alpha0 * acc + reg * v[a]
+
+
 def solve_side(pattern: tuple[np.ndarray, np.ndarray], rows: np.ndarray, cols: np.ndarray,
                alpha0: float, reg: np.ndarray, steps: int,
                gather_bytes: int | None = None) -> float:
@@ -229,8 +244,9 @@ def solve_side(pattern: tuple[np.ndarray, np.ndarray], rows: np.ndarray, cols: n
     row's normal equations with the other side ``cols`` fixed (see the module docstring).
     ``pattern`` is the rows' (indptr, indices) over the columns of ``cols``; rows whose
     column vectors fit in ``gather_bytes`` (a thread's buffer; by default its part of
-    ``GATHER_BYTES``, at least ``MIN_GATHER_BYTES``; 0: never) are solved from a copy of
-    them (the result is the same).
+    ``GATHER_BYTES``, at least ``MIN_GATHER_BYTES``, and none when ``cols`` is at most
+    ``GATHER_TABLES_ABOVE``; 0: never) are solved from a copy of them (the result is the
+    same).
 
     Returns the loss's terms that involve ``rows`` (observed errors, the unobserved weight
     and ``rows``' regularisation) at the new ``rows``: the loss is that plus the other side's
@@ -240,8 +256,12 @@ def solve_side(pattern: tuple[np.ndarray, np.ndarray], rows: np.ndarray, cols: n
     threads = numba.get_num_threads()  # the ids numba.get_thread_id() returns in this call
     work = np.zeros((threads, 4, dim), np.float32)
     longest = int(np.diff(pattern[0]).max(initial=0))
-    per_thread = max(MIN_GATHER_BYTES, GATHER_BYTES // threads) if gather_bytes is None \
-        else gather_bytes
+    if gather_bytes is not None:
+        per_thread = gather_bytes
+    elif cols.nbytes <= GATHER_TABLES_ABOVE:
+        per_thread = 0
+    else:
+        per_thread = max(MIN_GATHER_BYTES, GATHER_BYTES // threads)
     gathered = np.zeros((threads, min(longest, per_thread // (4 * dim)), dim), np.float32)
     # under torchrun each rank solves its share of the rows (a row's solve reads only the
     # fixed side, so it is the same wherever it runs) and the shares are gathered back
