@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from embedlens.kernels.topk import FixedScorer, dot_scorer, topk
+from embedlens.kernels.topk import FixedScorer, dot_scorer, prior_scorer, topk
 
 
 def brute(scores, exclude, k):
@@ -112,3 +112,21 @@ def test_random_scores_are_each_users_stream():
     scores = RandomModel(seed=7).scorer(Train())(np.array([3, 11]))  # type: ignore[arg-type]
     assert np.array_equal(scores[0], draws(7, 3, 50))
     assert np.array_equal(scores[1], draws(7, 11, 50))
+
+
+def test_prior_scorer_standardises_each_user_then_adds_the_prior() -> None:
+    raw = np.array([[1.0, 2.0, 3.0, -np.inf],    # scored items: mean 2, sd sqrt(2/3)
+                    [4.0, 4.0, 4.0, 4.0],         # all equal: ranked by the prior alone
+                    [-np.inf] * 4], dtype=np.float32)  # a user without a vector
+
+    def scorer(users: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        return raw[users].copy()
+
+    prior = np.array([1.0, 0.0, -1.0, 9.0])
+    got = prior_scorer(scorer, prior, 0.5)(np.arange(3))
+    sd = np.sqrt(2 / 3)
+    np.testing.assert_allclose(got[0, :3], [-1 / sd + 0.5, 0.0, 1 / sd - 0.5], rtol=1e-6)
+    assert got[0, 3] == -np.inf
+    np.testing.assert_allclose(got[1], 0.5 * prior, rtol=1e-6)
+    assert np.isneginf(got[2]).all()
+    assert prior_scorer(scorer, prior, 0.0) is scorer  # no prior: the scorer untouched

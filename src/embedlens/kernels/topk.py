@@ -239,6 +239,47 @@ def dot_scorer(
     return score
 
 
+def prior_scorer(scorer: Scorer, prior: np.ndarray, weight: float) -> Scorer:
+    """``scorer``'s scores standardised per user (mean 0, sd 1 over the items it scores),
+    plus ``weight`` x ``prior[item]``: an item bias that means the same for every method,
+    whatever the scale of its scores. Scores that are -inf or NaN stay so; a user whose
+    scores are all equal (a zero vector) is ranked by the prior alone."""
+    if weight == 0:
+        return scorer
+    prior32 = np.ascontiguousarray(prior, dtype=np.float32)
+    w = np.float32(weight)
+
+    def score(users: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        s = np.ascontiguousarray(scorer(users, out), dtype=np.float32)
+        _standardise_add(s, prior32, w)
+        return s
+
+    return score
+
+
+@njit(parallel=True, cache=True)
+def _standardise_add(s: np.ndarray, prior: np.ndarray, weight: np.float32) -> None:
+    for r in prange(s.shape[0]):
+        row = s[r]
+        n, total = 0, 0.0
+        for j in range(row.size):
+            if np.isfinite(row[j]):
+                n += 1
+                total += row[j]
+        if n == 0:
+            continue
+        mean = total / n
+        sq = 0.0
+        for j in range(row.size):
+            if np.isfinite(row[j]):
+                sq += (row[j] - mean) ** 2
+        sd = np.sqrt(sq / n)
+        inv = 1.0 / sd if sd > 0.0 else 0.0
+        for j in range(row.size):
+            if np.isfinite(row[j]):
+                row[j] = (row[j] - mean) * inv + weight * prior[j]
+
+
 def nearest_rows(
     unit: np.ndarray, queries: np.ndarray, k: int, row_ok: np.ndarray | None = None,
     desc: str = "nearest rows",

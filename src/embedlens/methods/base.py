@@ -24,7 +24,7 @@ from embedlens.core.params import Params, param
 from embedlens.core.params import Params as ParamsBase
 from embedlens.data.dataset import Dataset
 from embedlens.kernels.aggregate import AGGREGATIONS, user_embeddings
-from embedlens.kernels.topk import Scorer, dot_scorer, topk
+from embedlens.kernels.topk import Scorer, dot_scorer, prior_scorer, topk
 
 MODEL_FILE = "model.json"
 
@@ -235,6 +235,28 @@ def candidates(train: InteractionMatrix, min_count: int) -> np.ndarray | None:
     return train.item_counts() >= min_count
 
 
+def popularity_param() -> Any:
+    """The ``popularity`` parameter: the weight of a popularity prior on a model's scores
+    (searched by the tuner for every model that ranks by its own scores, baselines
+    included; see :func:`with_popularity`)."""
+    return param(0.0, "weight of a popularity prior: each user's scores standardised, plus "
+                 "this times the movie's standardised log train count (0: the model alone)",
+                 ge=0.0, tune=(0.0, 2.0), scoring=True)
+
+
+def with_popularity(scorer: Scorer, train: InteractionMatrix, weight: float) -> Scorer:
+    """``scorer`` with a popularity prior of ``weight``: an item bias, the movie's log train
+    count standardised over ``train``'s movies, added to each user's standardised scores.
+    Why: a user's vector says what they like, not how likely a movie is to be seen at all;
+    the bias is what matrix factorisation learns as b_i, here one weight the tuner picks."""
+    if weight == 0:
+        return scorer
+    counts = np.log1p(train.item_counts().astype(np.float64))
+    spread = counts.std()
+    return prior_scorer(scorer, (counts - counts.mean()) / (spread if spread > 0 else 1.0),
+                        weight)
+
+
 def seed_param(default: int = 42) -> Any:
     """The ``seed`` parameter (a run's seed reaches every method that has one)."""
     return param(default, "random seed: the same seed gives the same vectors", ge=0)
@@ -256,6 +278,7 @@ class EmbeddingParams(Params):
     center: bool = param(False, "subtract the mean item vector before scoring", tune=True,
                          scoring=True)
     min_count: int = min_count_param()
+    popularity: float = popularity_param()
 
 
 class EmbeddingModel(Model):
@@ -265,7 +288,8 @@ class EmbeddingModel(Model):
     ``fit``; their ``Params`` extend :class:`EmbeddingParams`. Without user vectors, each
     user is the ``aggregation`` of their train items. ``similarity`` "cosine" scores on unit
     vectors; ``center`` subtracts the item mean first; ``min_count`` leaves movies with fewer
-    train interactions out of the candidates.
+    train interactions out of the candidates; ``popularity`` adds a popularity prior to each
+    user's standardised scores (:func:`with_popularity`).
     """
 
     Params: ClassVar[type[ParamsBase]] = EmbeddingParams
@@ -300,7 +324,8 @@ class EmbeddingModel(Model):
         if self.p.similarity == "cosine":
             u, v = l2_normalize(u), l2_normalize(v)
         floor = candidates(train, self.p.min_count)
-        return dot_scorer(u, v, user_ok, item_ok if floor is None else item_ok & floor)
+        scorer = dot_scorer(u, v, user_ok, item_ok if floor is None else item_ok & floor)
+        return with_popularity(scorer, train, self.p.popularity)
 
     def similar_items(self, item: object, k: int = 10) -> pl.DataFrame:
         """Nearest movies to an item id or title by cosine. (Ranking for users may use dot

@@ -13,7 +13,8 @@ planted taste groups, so no real data is needed: fit returns the model; the same
 the same vectors; save and load give the same recommendations; scores follow ids, not
 indices, on a re-encoded split; recommendations exclude seen items; a bad parameter value
 fails when the model is built; parameters round-trip through TOML; scoring parameters
-change the scores, not the fit; and the method beats Random on the planted log.
+change the scores, not the fit; a heavy popularity prior ranks as popularity does; and the
+method beats Random on the planted log.
 """
 
 from __future__ import annotations
@@ -191,12 +192,35 @@ class MethodContract:
             rows = split.train.items.index(recs["item_id"].to_numpy())
             assert recs.height > 0 and (counts[rows] >= changes["min_count"]).all()
 
+    def test_a_heavy_popularity_prior_ranks_by_popularity(self, planted,
+                                                          fitted: Model) -> None:
+        """``popularity`` is an item bias on the model's standardised scores: weighted
+        heavily, it ranks each user's unseen movies as popularity does."""
+        _, split = planted
+        if "popularity" not in fitted.params:
+            return
+        users = split.train.users.ids[:20]
+        before = fitted.p
+        try:
+            fitted.p = fitted.p.replace(popularity=1e4, min_count=1)
+            recs = fitted.recommend(split.train, users, k=10)
+        finally:
+            fitted.p = before
+        counts = split.train.item_counts()
+        pop = get_method("pop")().fit(split.train).recommend(split.train, users, k=10)
+        got = counts[split.train.items.index(recs["item_id"].to_numpy())]
+        want = counts[split.train.items.index(pop["item_id"].to_numpy())]
+        # the same counts in the same order (movies with equal counts may swap)
+        np.testing.assert_array_equal(got, want)
+
     @staticmethod
     def _other_value(spec: Any, value: Any, counts: np.ndarray) -> Any:
         if spec.choices is not None:
             return next(c for c in spec.choices if c != value)
         if isinstance(value, bool):
             return not value
+        if isinstance(value, float):  # popularity: a prior as heavy as the model's scores
+            return 1.0
         # min_count: the median movie's count, which leaves about half of them out
         return max(2, int(np.median(counts)))
 

@@ -16,7 +16,13 @@ from embedlens.core.interactions import InteractionMatrix
 from embedlens.core.params import Params, param
 from embedlens.data.dataset import Dataset
 from embedlens.kernels.topk import Scorer
-from embedlens.methods.base import Model, candidates, min_count_param
+from embedlens.methods.base import (
+    Model,
+    candidates,
+    min_count_param,
+    popularity_param,
+    with_popularity,
+)
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,7 @@ class EASEParams(Params):
     max_items: int = param(30_000, "refuse catalogues larger than this (dense n x n "
                            "inverse)", ge=1)
     min_count: int = min_count_param()
+    popularity: float = popularity_param()
 
 
 class EASEModel(Model):
@@ -84,7 +91,7 @@ class EASEModel(Model):
                 s[:, ~found] = -np.inf
             return s
 
-        return score
+        return with_popularity(score, train, self.p.popularity)
 
     def _save_state(self, directory: Path) -> None:
         save_arrays(directory / "ease.npz", ids=self.items.ids, weights=self.weights)
