@@ -99,7 +99,7 @@ def test_a_plugin_method_passes_the_contract_and_runs_from_the_cli(plugin_path, 
                            str(test_file)], capture_output=True, text=True, env=_env(plugin_path),
                           cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert "9 passed" in proc.stdout
+    assert "10 passed" in proc.stdout
     cli = [sys.executable, "-c", "from embedlens.app.cli import main; main()"]
     listed = subprocess.run([*cli, "methods"], capture_output=True, text=True,
                             env=_env(plugin_path))

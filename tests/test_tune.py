@@ -55,7 +55,7 @@ def test_every_tuned_parameter_has_a_valid_range():
 
 def test_tune_searches_the_declared_space_and_resumes(planted, tmp_path):
     first = tune_method("ease", planted, "random-0.2", tmp_path, trials=3, seed=1)
-    assert first.trials == 3 and first.searched == ["lambda", "min_count"]
+    assert first.trials == 3 and first.searched == ["lambda", "min_count", "popularity"]
     assert 1.0 <= first.params["lambda"] <= 5000.0 and 0 < first.value <= 1
     assert (tmp_path / "ease.journal").is_file()
     again = tune_method("ease", planted, "random-0.2", tmp_path, trials=5, seed=1)
@@ -249,7 +249,7 @@ def test_scoring_parameters_are_searched_on_each_fit(planted, tmp_path, monkeypa
     fit = EASEModel.fit
     monkeypatch.setattr(EASEModel, "fit", lambda self, *a: fits.append(1) or fit(self, *a))
     result = tune_method("ease", planted, "user-time-0.2", tmp_path, trials=3, seed=1)
-    assert len(fits) == 3 and set(result.params) == {"lambda", "min_count"}
+    assert len(fits) == 3 and set(result.params) == {"lambda", "min_count", "popularity"}
     train_ds, val = validation_split(planted, "user-time-0.2")
     again = EASEModel(**result.params).fit(val.train, val.train_dataset(train_ds))
     assert evaluate_model(again, val)["ndcg@10"] == pytest.approx(result.value)
