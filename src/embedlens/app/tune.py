@@ -6,9 +6,9 @@ random: a random 20% of train), so the test part is read once, by the final eval
 and never while tuning. The search space of a method is the parameters its ``Params``
 declare with ``tune=`` (ranges, log scale and choices declared once, beside the parameter).
 Parameters declared ``scoring=True`` (cosine or dot, centring, how users are derived, the
-``min_count`` floor on candidates) change only how a fitted model scores: they are not
-trials' parameters but are searched on each trial's fit (:func:`scoring_ascent`), so a
-trial costs one fit whatever they are.
+``min_count`` floor on candidates, the ``popularity`` prior) change only how a fitted model
+scores: they are not trials' parameters but are searched on each trial's fit
+(:func:`scoring_ascent`), so a trial costs one fit whatever they are.
 
 Optuna's TPE sampler (seeded) proposes the trials; the torch methods report their own
 per-epoch validation score so poor trials are pruned early. A study lives in a journal file
