@@ -7,6 +7,7 @@ import os
 
 import numba
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from embedlens.methods.ials.model import solve_side
@@ -24,8 +25,11 @@ def _problem(seed: int = 0, n_rows: int = 40, n_cols: int = 30, dim: int = 8):
     return x, pattern, rows, cols, reg
 
 
-def test_enough_steps_solve_each_rows_normal_equations():
-    x, pattern, rows, cols, reg = _problem()
+@pytest.mark.parametrize("dim", [8, 10])
+def test_enough_steps_solve_each_rows_normal_equations(dim):
+    """Rows of 0 to 30 columns and a dimension with and without a remainder of 4: the
+    four-wide loops and their tails both solve the same equations."""
+    x, pattern, rows, cols, reg = _problem(dim=dim)
     alpha0 = 0.1
     solve_side(pattern, rows, cols, alpha0, reg, steps=60)
     c64 = cols.astype(np.float64)
