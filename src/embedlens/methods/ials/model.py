@@ -215,6 +215,24 @@ def _apply(v, cols, indices, lo, hi, gram, alpha0, reg, out):  # pragma: no cove
     _add_columns(v, cols, indices, lo, hi, out, out, False)
 
 
+@njit(inline="always", fastmath=True, cache=_CACHE)
+def _dot4(r0, r1, r2, r3, v):  # pragma: no cover - numba
+    """The four dot products ``(r0 . v, r1 . v, r2 . v, r3 . v)`` in one pass over ``v``: the
+    four-wide step of both :func:`_add_columns` (four columns) and :func:`_apply_gram` (four
+    rows of ``G``)."""
+    s0 = np.float32(0.0)
+    s1 = np.float32(0.0)
+    s2 = np.float32(0.0)
+    s3 = np.float32(0.0)
+    for j in range(v.size):
+        vj = v[j]
+        s0 += r0[j] * vj
+        s1 += r1[j] * vj
+        s2 += r2[j] * vj
+        s3 += r3[j] * vj
+    return s0, s1, s2, s3
+
+
 # _add_columns and _apply_gram are called, not inlined: inlined in both passes of
 # _cg_row, their unrolled loops doubled the kernel's compile time (5.7 s to 11 s, paid by
 # every process that fits iALS) and ran no faster
@@ -232,16 +250,7 @@ def _add_columns(v, cols, indices, lo, hi, out, total, summed):  # pragma: no co
         c1 = cols[indices[p + 1]]
         c2 = cols[indices[p + 2]]
         c3 = cols[indices[p + 3]]
-        s0 = np.float32(0.0)
-        s1 = np.float32(0.0)
-        s2 = np.float32(0.0)
-        s3 = np.float32(0.0)
-        for j in range(dim):
-            vj = v[j]
-            s0 += c0[j] * vj
-            s1 += c1[j] * vj
-            s2 += c2[j] * vj
-            s3 += c3[j] * vj
+        s0, s1, s2, s3 = _dot4(c0, c1, c2, c3, v)
         for j in range(dim):
             out[j] += s0 * c0[j] + s1 * c1[j] + s2 * c2[j] + s3 * c3[j]
         if summed:
@@ -264,24 +273,11 @@ def _add_columns(v, cols, indices, lo, hi, out, total, summed):  # pragma: no co
 @njit(fastmath=True, cache=_CACHE)
 def _apply_gram(v, gram, alpha0, reg, out):  # pragma: no cover - numba
     """``out = alpha0 G v + reg v``: the part of ``A v`` shared by every row. Four rows of
-    ``G`` at a time, so one load of ``v[b]`` serves four sums."""
+    ``G`` at a time, so one load of ``v[j]`` serves four sums."""
     dim = v.size
     a = 0
     while a + 4 <= dim:
-        g0 = gram[a + 0]
-        g1 = gram[a + 1]
-        g2 = gram[a + 2]
-        g3 = gram[a + 3]
-        s0 = np.float32(0.0)
-        s1 = np.float32(0.0)
-        s2 = np.float32(0.0)
-        s3 = np.float32(0.0)
-        for b in range(dim):
-            vb = v[b]
-            s0 += g0[b] * vb
-            s1 += g1[b] * vb
-            s2 += g2[b] * vb
-            s3 += g3[b] * vb
+        s0, s1, s2, s3 = _dot4(gram[a], gram[a + 1], gram[a + 2], gram[a + 3], v)
         out[a + 0] = alpha0 * s0 + reg * v[a + 0]
         out[a + 1] = alpha0 * s1 + reg * v[a + 1]
         out[a + 2] = alpha0 * s2 + reg * v[a + 2]
